@@ -1,0 +1,59 @@
+# make-pretrain-records: set-up, build, tests and benchmarks.
+# `make demo` and `make test` do whatever set-up is missing on a fresh machine.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/make-pretrain-records
+CXX ?= g++
+# The TensorFlow to install when the venv has none (`tensorflow`, or a TPU VM's own build, also do).
+TF_EXTRA ?= cpu
+BUILD := build
+CORE := ops/cc/core
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: dev ops core-test test bench lint format demo clean
+
+dev: $(VENV)/.installed ops
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	if $(PY) -c "import tensorflow" 2>/dev/null; then \
+	  $(PY) -m pip install -q -e '.[test]'; \
+	else \
+	  $(PY) -m pip install -q -e '.[$(TF_EXTRA),test]'; \
+	fi
+	touch $@
+
+ops: $(VENV)/.installed
+	$(PY) -m pretrain_records.ops.build --cxx $(CXX)
+
+$(BUILD)/core_test: $(CORE)/ngram_masker_test.cc $(CORE)/ngram_masker.cc $(CORE)/ngram_masker.h $(CORE)/ngram_masker_impl.h
+	mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -o $@ $(CORE)/ngram_masker_test.cc $(CORE)/ngram_masker.cc
+
+core-test: $(BUILD)/core_test
+	$(BUILD)/core_test
+
+test: dev core-test
+	$(PY) -m pytest -q tests
+
+bench: dev
+	$(PY) bench/run.py
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check cli ops pipeline configs tests bench
+	$(VENV)/bin/ruff format --check cli ops pipeline configs tests bench
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix cli ops pipeline configs tests bench
+	$(VENV)/bin/ruff format cli ops pipeline configs tests bench
+
+demo: dev
+	rm -rf demo-out
+	$(CLI) build configs/sample/us-constitution.txt -o demo-out --config configs/tiny.yaml
+	$(CLI) inspect demo-out -n 2 --stats
+
+clean:
+	rm -rf $(BUILD) demo-out ops/_ngram_mask_ops.so ops/_ngram_mask_ops.stamp.json .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

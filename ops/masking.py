@@ -1,0 +1,127 @@
+"""Python face of the NgramMask custom op (ALBERT n-gram masking)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from pretrain_records.ops import build
+
+_library: Any = None
+_no_splits: tf.Tensor | None = None
+
+
+def load_library() -> Any:
+    """Loads the op library once; ImportError, saying to run `make ops`, if missing or stale."""
+    global _library
+    if _library is not None:
+        return _library
+    if not build.LIBRARY.exists():
+        raise ImportError(f"the NgramMask op is not built ({build.LIBRARY} is missing): run `make ops`")
+    stamp = json.loads(build.STAMP.read_text()) if build.STAMP.exists() else {}
+    if stamp.get("tensorflow") != tf.__version__:
+        raise ImportError(
+            f"{build.LIBRARY.name} was built for TensorFlow {stamp.get('tensorflow', '?')}, "
+            f"this is {tf.__version__}: run `make ops`"
+        )
+    if build.CC.exists() and stamp.get("sources_sha256") != build.sources_digest():
+        raise ImportError(f"{build.LIBRARY.name} is older than its C++ sources: run `make ops`")
+    try:
+        _library = tf.load_op_library(str(build.LIBRARY))
+    except tf.errors.NotFoundError as error:
+        raise ImportError(f"cannot load {build.LIBRARY} ({error}): run `make ops`") from error
+    return _library
+
+
+def _empty_splits() -> tf.Tensor:
+    global _no_splits
+    if _no_splits is None:
+        _no_splits = tf.zeros([0], tf.int64)
+    return _no_splits
+
+
+def ngram_mask(
+    token_ids: tf.Tensor | tf.RaggedTensor,
+    token_boundary: tf.Tensor | tf.RaggedTensor,
+    seed: tf.Tensor | Sequence[int],
+    *,
+    max_n: int = 3,
+    mask_ratio: float = 0.15,
+    max_predictions: int = 20,
+    favor_shorter_ngram: bool = True,
+    whole_word: bool = True,
+    special_ids: Sequence[int] = (),
+    mask_id: int,
+    vocab_size: int,
+    mask_token_rate: float = 0.8,
+    random_token_rate: float = 0.1,
+) -> tuple[Any, Any, Any]:
+    """Chooses ALBERT-style n-gram masks (https://arxiv.org/abs/1909.11942).
+
+    The budget of a row is ``min(max_predictions, max(1, round(n * mask_ratio)))``
+    where n counts its non-padding tokens (id 0 is padding). N-gram lengths
+    1..max_n are drawn with p(n) ~ 1/n (reversed unless ``favor_shorter_ngram``),
+    counted in words when ``whole_word``; spans never overlap and never cover
+    padding or ``special_ids``. Chosen tokens become ``mask_id`` (80%), a random
+    non-special id (10%) or stay (10%). Randomness is stateless: row i of a
+    batch draws from ``(seed[0], seed[1] + i)``, a single sequence from ``seed``.
+
+    Args:
+      token_ids: int32/int64 ``[L]``, or a ``RaggedTensor`` ``[B, (L)]``.
+      token_boundary: same shape; 1 (or True) where a token starts a word.
+      seed: int64 ``[2]``.
+      max_n, mask_ratio, max_predictions, favor_shorter_ngram, whole_word,
+      special_ids, mask_id, vocab_size, mask_token_rate, random_token_rate:
+        the masking settings above.
+
+    Returns:
+      ``(masked_ids, masked_positions, masked_lm_ids)``: ``masked_ids`` has
+      ``token_ids``' shape and dtype; the other two are ``[n]`` for one sequence
+      or ``RaggedTensor [B, (n)]`` for a batch, positions ascending.
+
+    Raises:
+      tf.errors.InvalidArgumentError: invalid settings, shapes or seed.
+
+    Example:
+      >>> ids = tf.constant([2, 15, 16, 17, 3])
+      >>> masked, positions, labels = ngram_mask(
+      ...     ids, tf.ones_like(ids), [1, 2], special_ids=[2, 3], mask_id=4, vocab_size=100)
+    """
+    library = load_library()
+    attrs = dict(
+        max_n=max_n,
+        mask_ratio=mask_ratio,
+        max_predictions=max_predictions,
+        favor_shorter_ngram=favor_shorter_ngram,
+        whole_word=whole_word,
+        special_ids=[int(i) for i in special_ids],
+        mask_id=mask_id,
+        vocab_size=vocab_size,
+        mask_token_rate=mask_token_rate,
+        random_token_rate=random_token_rate,
+    )
+    if isinstance(token_ids, tf.RaggedTensor):
+        if not isinstance(token_boundary, tf.RaggedTensor) or token_ids.ragged_rank != 1:
+            raise ValueError("a batch needs token_ids and token_boundary as RaggedTensor [B, (L)]")
+        splits = tf.cast(token_ids.row_splits, tf.int64)
+        tf.debugging.assert_equal(
+            splits,
+            tf.cast(token_boundary.row_splits, tf.int64),
+            message="NgramMask: token_boundary rows do not match token_ids rows",
+        )
+        masked, positions, labels, out_splits = library.ngram_mask(
+            token_ids.values, token_boundary.values, splits, seed, **attrs
+        )
+        return (
+            token_ids.with_values(masked),
+            tf.RaggedTensor.from_row_splits(positions, out_splits, validate=False),
+            tf.RaggedTensor.from_row_splits(labels, out_splits, validate=False),
+        )
+    masked, positions, labels, _ = library.ngram_mask(
+        token_ids, token_boundary, _empty_splits(), seed, **attrs
+    )
+    return masked, positions, labels
