@@ -62,11 +62,15 @@ def build(force: bool = False, cxx: str = "g++") -> Path:
         jobs = []
         for source in CORE_SOURCES + TF_SOURCES:
             obj = Path(tmp) / (Path(source).stem + ".o")
-            jobs.append(([cxx, "-c", str(CC / source), "-o", str(obj), *compile_flags, *OPTIMIZE], obj))
+            jobs.append(
+                ([cxx, "-c", str(CC / source), "-o", str(obj), *compile_flags, *OPTIMIZE], obj)
+            )
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             list(pool.map(_run, [command for command, _ in jobs]))
         partial = LIBRARY.with_suffix(".so.partial")
-        _run([cxx, "-shared", "-o", str(partial), *(str(obj) for _, obj in jobs), *link_flags, "-O3"])
+        _run(
+            [cxx, "-shared", "-o", str(partial), *(str(obj) for _, obj in jobs), *link_flags, "-O3"]
+        )
         os.replace(partial, LIBRARY)
     STAMP.write_text(json.dumps(stamp, indent=2) + "\n")
     print(f"built {LIBRARY} against TensorFlow {tf_version}")

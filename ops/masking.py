@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
-
 from pretrain_records.ops import build
 
 _library: Any = None
@@ -21,7 +21,9 @@ def load_library() -> Any:
     if _library is not None:
         return _library
     if not build.LIBRARY.exists():
-        raise ImportError(f"the NgramMask op is not built ({build.LIBRARY} is missing): run `make ops`")
+        raise ImportError(
+            f"the NgramMask op is not built ({build.LIBRARY} is missing): run `make ops`"
+        )
     stamp = json.loads(build.STAMP.read_text()) if build.STAMP.exists() else {}
     if stamp.get("tensorflow") != tf.__version__:
         raise ImportError(
@@ -42,6 +44,45 @@ def _empty_splits() -> tf.Tensor:
     if _no_splits is None:
         _no_splits = tf.zeros([0], tf.int64)
     return _no_splits
+
+
+def _check_same_rows(splits: tf.Tensor, other: tf.Tensor) -> None:
+    message = "NgramMask: token_boundary rows do not match token_ids rows"
+    other = tf.cast(other, tf.int64)
+    if tf.executing_eagerly():
+        # Eagerly a NumPy comparison costs a fraction of an assert op's dispatch.
+        if not np.array_equal(splits.numpy(), other.numpy()):
+            raise tf.errors.InvalidArgumentError(None, None, message)
+    else:
+        tf.debugging.assert_equal(splits, other, message=message)
+
+
+@functools.lru_cache(maxsize=64)
+def _attrs(
+    max_n: int,
+    mask_ratio: float,
+    max_predictions: int,
+    favor_shorter_ngram: bool,
+    whole_word: bool,
+    special_ids: tuple[int, ...],
+    mask_id: int,
+    vocab_size: int,
+    mask_token_rate: float,
+    random_token_rate: float,
+) -> dict[str, Any]:
+    """The op's attributes, built once per setting (this is on the per-call path)."""
+    return dict(
+        max_n=max_n,
+        mask_ratio=mask_ratio,
+        max_predictions=max_predictions,
+        favor_shorter_ngram=favor_shorter_ngram,
+        whole_word=whole_word,
+        special_ids=list(special_ids),
+        mask_id=mask_id,
+        vocab_size=vocab_size,
+        mask_token_rate=mask_token_rate,
+        random_token_rate=random_token_rate,
+    )
 
 
 def ngram_mask(
@@ -91,28 +132,27 @@ def ngram_mask(
       >>> masked, positions, labels = ngram_mask(
       ...     ids, tf.ones_like(ids), [1, 2], special_ids=[2, 3], mask_id=4, vocab_size=100)
     """
-    library = load_library()
-    attrs = dict(
-        max_n=max_n,
-        mask_ratio=mask_ratio,
-        max_predictions=max_predictions,
-        favor_shorter_ngram=favor_shorter_ngram,
-        whole_word=whole_word,
-        special_ids=[int(i) for i in special_ids],
-        mask_id=mask_id,
-        vocab_size=vocab_size,
-        mask_token_rate=mask_token_rate,
-        random_token_rate=random_token_rate,
+    library = _library if _library is not None else load_library()
+    attrs = _attrs(
+        max_n,
+        float(mask_ratio),
+        max_predictions,
+        bool(favor_shorter_ngram),
+        bool(whole_word),
+        tuple(int(i) for i in special_ids),
+        mask_id,
+        vocab_size,
+        float(mask_token_rate),
+        float(random_token_rate),
     )
     if isinstance(token_ids, tf.RaggedTensor):
         if not isinstance(token_boundary, tf.RaggedTensor) or token_ids.ragged_rank != 1:
             raise ValueError("a batch needs token_ids and token_boundary as RaggedTensor [B, (L)]")
-        splits = tf.cast(token_ids.row_splits, tf.int64)
-        tf.debugging.assert_equal(
-            splits,
-            tf.cast(token_boundary.row_splits, tf.int64),
-            message="NgramMask: token_boundary rows do not match token_ids rows",
-        )
+        splits = token_ids.row_splits
+        if splits.dtype != tf.int64:
+            splits = tf.cast(splits, tf.int64)
+        if token_boundary.row_splits is not token_ids.row_splits:
+            _check_same_rows(splits, token_boundary.row_splits)
         masked, positions, labels, out_splits = library.ngram_mask(
             token_ids.values, token_boundary.values, splits, seed, **attrs
         )

@@ -66,6 +66,7 @@ NgramMasker::NgramMasker(const MaskerOptions& options) : options_(options) {
   sorted_specials_.erase(std::unique(sorted_specials_.begin(), sorted_specials_.end()),
                          sorted_specials_.end());
   num_random_ids_ = options_.vocab_size;
+  max_special_ = sorted_specials_.back();
   for (int64_t id : sorted_specials_) {
     if (id >= 0 && id < 64) small_special_mask_ |= int64_t{1} << id;
     if (id >= 0 && id < options_.vocab_size) --num_random_ids_;
@@ -88,11 +89,6 @@ NgramMasker::NgramMasker(const MaskerOptions& options) : options_(options) {
   mask_threshold_ = Threshold(options_.mask_token_rate);
   random_threshold_ =
       Threshold(static_cast<double>(options_.mask_token_rate) + options_.random_token_rate);
-}
-
-bool NgramMasker::IsSpecial(int64_t id) const {
-  if (id >= 0 && id < 64) return (small_special_mask_ >> id) & 1;
-  return std::binary_search(sorted_specials_.begin(), sorted_specials_.end(), id);
 }
 
 int64_t NgramMasker::RandomNonSpecial(RowRandom& rng) const {
@@ -125,6 +121,7 @@ int NgramMasker::DrawLength(RowRandom& rng, int available) const {
 
 int NgramMasker::Select(RowRandom& rng, int budget, std::vector<Span>* spans) {
   const int units = num_units_;
+  chosen_.clear();
   std::fill(covered_.begin(), covered_.begin() + units, 0);
   std::iota(order_.begin(), order_.begin() + units, 0);
   int filled = 0;
@@ -137,7 +134,8 @@ int NgramMasker::Select(RowRandom& rng, int budget, std::vector<Span>* spans) {
     if (covered_[start]) continue;
     int available = 1;
     while (available < options_.max_n && start + available < units &&
-           joined_[start + available - 1] && !covered_[start + available]) {
+           unit_end_[start + available - 1] == unit_start_[start + available] &&
+           !covered_[start + available]) {
       ++available;
     }
     int n = DrawLength(rng, available);
@@ -146,7 +144,15 @@ int NgramMasker::Select(RowRandom& rng, int budget, std::vector<Span>* spans) {
     if (n == 0) continue;
     for (int u = start; u < start + n; ++u) covered_[u] = 1;
     filled += unit_end_[start + n - 1] - unit_start_[start];
-    if (spans != nullptr) spans->push_back(Span{start, n});
+    chosen_.push_back(Span{start, n});
+  }
+  if (spans != nullptr) spans->assign(chosen_.begin(), chosen_.end());
+  // Few spans (at most the budget): insertion sort by position beats scanning every unit.
+  for (size_t i = 1; i < chosen_.size(); ++i) {
+    const Span span = chosen_[i];
+    size_t j = i;
+    for (; j > 0 && chosen_[j - 1].first_unit > span.first_unit; --j) chosen_[j] = chosen_[j - 1];
+    chosen_[j] = span;
   }
   return filled;
 }

@@ -6,6 +6,7 @@
 #ifndef PRETRAIN_RECORDS_OPS_CC_CORE_NGRAM_MASKER_H_
 #define PRETRAIN_RECORDS_OPS_CC_CORE_NGRAM_MASKER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -77,7 +78,12 @@ class NgramMasker {
   int Budget(int n_tokens) const;
 
  private:
-  bool IsSpecial(int64_t id) const;
+  // Inline: called for every token. Most ids lie above the largest special id.
+  bool IsSpecial(int64_t id) const {
+    if (id > max_special_) return false;
+    if (id >= 0 && id < 64) return (small_special_mask_ >> id) & 1;
+    return std::binary_search(sorted_specials_.begin(), sorted_specials_.end(), id);
+  }
   int64_t RandomNonSpecial(RowRandom& rng) const;
   int DrawLength(RowRandom& rng, int available) const;
   // Splits the row into maskable units; returns the number of real tokens.
@@ -88,6 +94,7 @@ class NgramMasker {
   MaskerOptions options_;
   std::vector<int64_t> sorted_specials_;  // ascending, deduplicated
   int64_t small_special_mask_ = 0;        // bit i set: id i (< 64) is special
+  int64_t max_special_ = 0;               // the largest special id (padding 0 at least)
   int64_t num_random_ids_ = 0;            // non-special ids in [0, vocab_size)
   // length_cdf_[a - 1][n - 1]: P(length <= n | at most a units fit), in 2^-64 units.
   std::vector<std::vector<uint64_t>> length_cdf_;
@@ -97,8 +104,8 @@ class NgramMasker {
   // Scratch, reused across rows.
   std::vector<int> unit_start_;   // token index where unit u starts; [U] = end sentinel
   std::vector<int> unit_end_;     // one past its last token
-  std::vector<uint8_t> joined_;   // unit u + 1 directly follows unit u (no special between)
   std::vector<uint8_t> covered_;  // unit u is already masked
+  std::vector<Span> chosen_;      // spans of the current row, sorted by position after Select
   std::vector<int> order_;        // partial Fisher-Yates permutation of unit indices
   int num_units_ = 0;
 };

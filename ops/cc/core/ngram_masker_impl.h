@@ -11,29 +11,28 @@ int NgramMasker::BuildUnits(const Id* ids, const Flag* boundary, int len) {
   if (static_cast<int>(unit_start_.size()) < len + 1) {
     unit_start_.resize(len + 1);
     unit_end_.resize(len + 1);
-    joined_.resize(len + 1);
     covered_.resize(len + 1);
     order_.resize(len + 1);
   }
+  // Local pointers: stores through members would make the compiler reload them every token.
+  int* const unit_start = unit_start_.data();
+  int* const unit_end = unit_end_.data();
+  const bool whole_word = options_.whole_word;
   int n_tokens = 0;
   int units = 0;
   bool prev_maskable = false;  // token i - 1 belongs to a unit
   for (int i = 0; i < len; ++i) {
     const int64_t id = static_cast<int64_t>(ids[i]);
-    if (id != kPadId) ++n_tokens;
+    n_tokens += id != kPadId;
     if (IsSpecial(id)) {
       prev_maskable = false;
       continue;
     }
-    if (!prev_maskable || !options_.whole_word || boundary[i] != 0) {
-      if (units > 0) joined_[units - 1] = prev_maskable;
-      unit_start_[units] = i;
-      unit_end_[units] = i + 1;
-      joined_[units] = 0;
-      ++units;
-    } else {
-      unit_end_[units - 1] = i + 1;
-    }
+    // Branch-free: word starts are as unpredictable as the text.
+    const bool starts_unit = !prev_maskable | !whole_word | (boundary[i] != 0);
+    unit_start[units] = i;  // a no-op guess unless this token starts a unit
+    units += starts_unit;
+    unit_end[units - 1] = i + 1;
     prev_maskable = true;
   }
   num_units_ = units;
@@ -53,9 +52,9 @@ int NgramMasker::MaskRow(const Id* ids, const Flag* boundary, int len,
   if (Select(rng, Budget(n_tokens), spans) == 0) return 0;
 
   int count = 0;
-  for (int u = 0; u < num_units_; ++u) {
-    if (!covered_[u]) continue;
-    for (int t = unit_start_[u]; t < unit_end_[u]; ++t) {
+  for (const Span& span : chosen_) {
+    const int end = unit_end_[span.first_unit + span.n_units - 1];
+    for (int t = unit_start_[span.first_unit]; t < end; ++t) {
       positions[count] = t;
       labels[count] = ids[t];
       ++count;

@@ -88,10 +88,19 @@ class NgramMaskOp : public OpKernel {
     const Tboundary* flags = boundary.flat<Tboundary>().data();
     T* out_ids = masked->flat<T>().data();
 
-    // Each row writes at most max_predictions entries into its own slot.
-    const int64_t cap = options_.max_predictions;
-    std::vector<int64_t> positions(rows * cap);
-    std::vector<T> labels(rows * cap);
+    // Each row writes into its own slot, sized by its budget bound (a row of len tokens never
+    // predicts more than Budget(len)); the slots are not zero-filled.
+    std::vector<int64_t> slot(rows + 1);
+    {
+      std::unique_ptr<NgramMasker> masker = Acquire();
+      slot[0] = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        slot[r + 1] = slot[r] + masker->Budget(static_cast<int>(splits[r + 1] - splits[r]));
+      }
+      Release(std::move(masker));
+    }
+    std::unique_ptr<int64_t[]> positions(new int64_t[slot[rows]]);
+    std::unique_ptr<T[]> labels(new T[slot[rows]]);
     std::vector<int64_t> counts(rows);
     auto mask_rows = [&](int64_t begin, int64_t end) {
       std::unique_ptr<NgramMasker> masker = Acquire();
@@ -100,7 +109,7 @@ class NgramMaskOp : public OpKernel {
         counts[r] = masker->MaskRow(ids + start, flags + start,
                                     static_cast<int>(splits[r + 1] - start), seed0, seed1,
                                     static_cast<uint64_t>(r), out_ids + start,
-                                    positions.data() + r * cap, labels.data() + r * cap);
+                                    positions.get() + slot[r], labels.get() + slot[r]);
       }
       Release(std::move(masker));
     };
@@ -125,8 +134,8 @@ class NgramMaskOp : public OpKernel {
     int64_t* pos_out = out_positions->flat<int64_t>().data();
     T* lab_out = out_labels->flat<T>().data();
     for (int64_t r = 0; r < rows; ++r) {
-      std::copy_n(positions.data() + r * cap, counts[r], pos_out + splits_out(r));
-      std::copy_n(labels.data() + r * cap, counts[r], lab_out + splits_out(r));
+      std::copy_n(positions.get() + slot[r], counts[r], pos_out + splits_out(r));
+      std::copy_n(labels.get() + slot[r], counts[r], lab_out + splits_out(r));
     }
   }
 

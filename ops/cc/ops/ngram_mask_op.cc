@@ -31,17 +31,20 @@ REGISTER_OP("NgramMask")
     .Attr("mask_token_rate: float = 0.8")
     .Attr("random_token_rate: float = 0.1")
     .SetShapeFn([](InferenceContext* c) {
-      ShapeHandle values;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 1, &values));
-      ShapeHandle unused;
-      TF_RETURN_IF_ERROR(c->Merge(values, c->input(1), &unused));
-      ShapeHandle splits;
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(2), 1, &splits));
-      TF_RETURN_IF_ERROR(c->WithRank(c->input(3), 1, &unused));
-      c->set_output(0, values);
+      // Shapes are only propagated here; the kernel validates them, so a bad shape or seed is
+      // an InvalidArgumentError in eager mode and inside tf.function alike.
+      ShapeHandle values = c->input(0);
+      ShapeHandle splits = c->input(2);
+      if (c->RankKnown(values) && c->Rank(values) == 1) {
+        c->set_output(0, values);
+      } else {
+        c->set_output(0, c->Vector(InferenceContext::kUnknownDim));
+      }
       c->set_output(1, c->Vector(InferenceContext::kUnknownDim));
       c->set_output(2, c->Vector(InferenceContext::kUnknownDim));
-      DimensionHandle rows_plus_one = c->Dim(splits, 0);
+      DimensionHandle rows_plus_one = c->RankKnown(splits) && c->Rank(splits) == 1
+                                          ? c->Dim(splits, 0)
+                                          : c->UnknownDim();
       if (c->ValueKnown(rows_plus_one) && c->Value(rows_plus_one) == 0) {
         rows_plus_one = c->MakeDim(2);  // one sequence
       }

@@ -1,0 +1,8 @@
+"""The tool's version, readable without importing TensorFlow."""
+
+from importlib import metadata
+
+try:
+    VERSION = metadata.version("make-pretrain-records")
+except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    VERSION = "0+unknown"
