@@ -1,5 +1,55 @@
-"""Shared pytest set-up: quiet TensorFlow logs before anything imports it."""
+"""Shared pytest set-up: quiet TensorFlow, the CLI as a subprocess, real corpora, tiny models."""
+
+from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+REPO = Path(__file__).resolve().parent.parent
+CORPORA = REPO.parent / "shared" / "corpora"
+CLI = Path(sys.executable).with_name("make-pretrain-records")
+
+
+def run_cli(
+    *args: object, check: int | None = 0, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Runs the installed command; asserts the exit code unless `check` is None."""
+    result = subprocess.run(
+        [str(CLI), *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
+    if check is not None:
+        assert result.returncode == check, (
+            f"make-pretrain-records {' '.join(map(str, args))} -> {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+def corpus(relative: str) -> Path:
+    path = CORPORA / relative
+    assert path.exists(), f"missing shared corpus {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def english_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real SentencePiece model (with [CLS]/[SEP]/[MASK], pad 0) trained on botchan."""
+    prefix = tmp_path_factory.mktemp("spm") / "en"
+    run_cli(
+        "train-tokenizer",
+        corpus("en/botchan.txt"),
+        "-o",
+        prefix,
+        "--input-format",
+        "text",
+        "--vocab-size",
+        2000,
+    )
+    return Path(f"{prefix}.model")

@@ -1,0 +1,134 @@
+"""SentencePiece: loading (with the special-token checks), training, and batched encoding."""
+
+from __future__ import annotations
+
+import io
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+
+SPECIALS = ("[CLS]", "[SEP]", "[MASK]")
+WORD_MARK = "\u2581"  # SentencePiece's "▁": the piece starts a word
+
+
+class TokenizerError(ValueError):
+    """A SentencePiece model the tool cannot use; the message names what is missing."""
+
+
+def _starts_word_without_space(piece: str) -> bool:
+    """CJK ideographs and kana: no spaces between words, so each such piece starts a word."""
+    if not piece:
+        return False
+    name = unicodedata.name(piece[0], "")
+    return name.startswith(("CJK UNIFIED IDEOGRAPH", "HIRAGANA", "KATAKANA", "CJK COMPATIBILITY"))
+
+
+class Tokenizer:
+    """A SentencePiece model with the ids the records need and a word-start table per id."""
+
+    def __init__(self, model_proto: bytes, name: str = "SentencePiece model") -> None:
+        self.model_proto = model_proto
+        self.processor = spm.SentencePieceProcessor()
+        try:
+            self.processor.LoadFromSerializedProto(model_proto)
+        except Exception as error:  # sentencepiece raises RuntimeError/OSError variously
+            raise TokenizerError(f"{name}: not a SentencePiece model ({error})") from None
+        sp = self.processor
+        self.vocab_size = sp.get_piece_size()
+        missing = [s for s in SPECIALS if sp.piece_to_id(s) == sp.unk_id()]
+        if sp.pad_id() != 0:
+            missing.append(f"pad id 0 (its pad id is {sp.pad_id()})")
+        if missing:
+            raise TokenizerError(
+                f"{name} lacks {', '.join(missing)}: the records need [CLS], [SEP], [MASK] "
+                "and padding at id 0 (train one with `make-pretrain-records train-tokenizer`)"
+            )
+        self.cls_id = sp.piece_to_id("[CLS]")
+        self.sep_id = sp.piece_to_id("[SEP]")
+        self.mask_id = sp.piece_to_id("[MASK]")
+        self.special_ids = tuple(
+            sorted(
+                {0, self.cls_id, self.sep_id, self.mask_id}
+                | {i for i in range(self.vocab_size) if sp.is_control(i) or sp.is_unknown(i)}
+            )
+        )
+        starts = np.zeros(self.vocab_size, np.int8)
+        for i in range(self.vocab_size):
+            piece = sp.id_to_piece(i)
+            if sp.is_byte(i):
+                continue  # a byte of a character the vocabulary lacks: never a word start
+            if piece.startswith(WORD_MARK) or _starts_word_without_space(piece):
+                starts[i] = 1
+            elif sp.is_unknown(i) or sp.is_control(i):
+                starts[i] = 1
+        self.word_start = starts
+
+    @classmethod
+    def load(cls, path: str) -> Tokenizer:
+        from pretrain_records.pipeline.sources import DataError, open_binary
+
+        try:
+            with open_binary(path) as stream:
+                data = stream.read()
+        except OSError as error:
+            raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
+        return cls(data, name=path)
+
+    def encode(self, sentences: list[str]) -> list[list[int]]:
+        """Token ids of each sentence (batched in C++)."""
+        return self.processor.encode(sentences, out_type=int)
+
+    def decode_pieces(self, ids: Iterable[int]) -> list[str]:
+        return [self.processor.id_to_piece(int(i)) for i in ids]
+
+
+def train(
+    sentences: Iterator[str],
+    vocab_size: int,
+    seed: int,
+    character_coverage: float = 0.9995,
+) -> tuple[bytes, bytes]:
+    """Trains a unigram model with [CLS]/[SEP]/[MASK] and pad id 0; returns (model, vocab).
+
+    `vocab_size` is a soft limit: a small corpus gets a smaller vocabulary. Byte fallback
+    covers characters the vocabulary leaves out (rich scripts such as CJK).
+    """
+    spm.set_random_generator_seed(seed)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=sentences,
+        model_writer=model,
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        character_coverage=character_coverage,
+        byte_fallback=True,
+        pad_id=0,
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        control_symbols=list(SPECIALS),
+        input_sentence_size=2_000_000,
+        shuffle_input_sentence=True,
+        max_sentence_length=1 << 16,
+        # Fixed, so the model (and every record) does not depend on the machine's core count.
+        num_threads=2,
+        minloglevel=2,
+    )
+    proto = model.getvalue()
+    processor = spm.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(proto)
+    vocab = "".join(
+        f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+        for i in range(processor.get_piece_size())
+    )
+    return proto, vocab.encode("utf-8")
+
+
+def write_model(proto: bytes, vocab: bytes, prefix: str | Path) -> None:
+    """Writes PREFIX.model and PREFIX.vocab."""
+    Path(f"{prefix}.model").write_bytes(proto)
+    Path(f"{prefix}.vocab").write_bytes(vocab)

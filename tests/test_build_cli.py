@@ -1,0 +1,372 @@
+"""`make-pretrain-records build`, end to end in a subprocess, and the records it writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+
+from tests.conftest import REPO, corpus, run_cli
+
+
+def model_garden_spec(length: int, predictions: int, v2: bool = False) -> dict:
+    """BertPretrainDataLoader's feature spec (written here, not imported from tf-models)."""
+    ids, segments = ("input_word_ids", "input_type_ids") if v2 else ("input_ids", "segment_ids")
+    return {
+        ids: tf.io.FixedLenFeature([length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([length], tf.int64),
+        segments: tf.io.FixedLenFeature([length], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([predictions], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([predictions], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([predictions], tf.float32),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
+def read_records(out: Path, spec: dict, compression: str = "") -> list[dict]:
+    shards = sorted(str(p) for p in out.glob("train-*"))
+    data = tf.data.TFRecordDataset(shards, compression_type=compression)
+    return list(data.map(lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator())
+
+
+def shard_hashes(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("train-*"))}
+
+
+@pytest.fixture(scope="module")
+def ten_documents(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """10 one-sentence documents in `lines` format, each far shorter than 64 tokens."""
+    text = corpus("en/bert_sample_text.txt").read_text(encoding="utf-8").splitlines()
+    sentences = [s.strip() for s in text if 20 < len(s.strip()) < 120][:10]
+    assert len(sentences) == 10
+    path = tmp_path_factory.mktemp("ten") / "ten.txt"
+    path.write_text("\n\n".join(sentences) + "\n", encoding="utf-8")
+    return path
+
+
+def test_exact_record_count_and_shard_split(tmp_path, ten_documents, english_model):
+    # sentence_task none, no short sequences: exactly one record per document per pass.
+    out = tmp_path / "out"
+    run_cli(
+        "build",
+        ten_documents,
+        "-o",
+        out,
+        "--spm-model",
+        english_model,
+        "--sentence-task",
+        "none",
+        "--short-seq-prob",
+        0,
+        "--max-seq-length",
+        64,
+        "--max-predictions-per-seq",
+        10,
+        "--dupe-factor",
+        3,
+        "--num-shards",
+        4,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["shards"]] == [
+        f"train-0000{i}-of-00004.tfrecord" for i in range(4)
+    ]
+    assert [s["records"] for s in manifest["shards"]] == [8, 8, 7, 7]
+    assert manifest["totals"]["records"] == 30
+    assert manifest["totals"]["documents"] == 10
+    for shard in manifest["shards"]:
+        data = (out / shard["name"]).read_bytes()
+        assert len(data) == shard["bytes"]
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+    assert sum(1 for _ in tf.data.TFRecordDataset([str(p) for p in out.glob("train-*")])) == 30
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.yaml", "manifest.json", "spm.model", "spm.vocab"]
+        + [s["name"] for s in manifest["shards"]]
+    )
+    assert (out / "spm.model").read_bytes() == english_model.read_bytes()
+
+
+@pytest.mark.parametrize("names", ["v1", "v2"])
+def test_records_parse_with_model_garden_spec_and_are_consistent(tmp_path, english_model, names):
+    out = tmp_path / "out"
+    run_cli(
+        "build",
+        corpus("en/bert_sample_text.txt"),
+        "-o",
+        out,
+        "--spm-model",
+        english_model,
+        "--sentence-task",
+        "nsp",
+        "--max-seq-length",
+        64,
+        "--max-predictions-per-seq",
+        10,
+        "--mask-ratio",
+        0.2,
+        "--dupe-factor",
+        3,
+        "--feature-names",
+        names,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    cls, sep, mask = (manifest["tokenizer"][k] for k in ("cls_id", "sep_id", "mask_id"))
+    specials = set(manifest["tokenizer"]["special_ids"])
+    spec = model_garden_spec(64, 10, v2=names == "v2")
+    spec["token_boundary"] = tf.io.FixedLenFeature([64], tf.int64)
+    records = read_records(out, spec)
+    assert len(records) == manifest["totals"]["records"] > 20
+    ids_key, seg_key = (
+        ("input_word_ids", "input_type_ids") if names == "v2" else ("input_ids", "segment_ids")
+    )
+    for r in records:
+        ids, mask_, seg = r[ids_key], r["input_mask"], r[seg_key]
+        n = int(mask_.sum())
+        assert np.all(mask_[:n] == 1) and np.all(mask_[n:] == 0)
+        assert np.all(ids[n:] == 0) and np.all(seg[n:] == 0)
+        assert ids[0] == cls and ids[n - 1] == sep
+        seps = np.flatnonzero(ids[:n] == sep)
+        assert len(seps) == 2, "[CLS] A [SEP] B [SEP]"
+        assert np.all(seg[: seps[0] + 1] == 0) and np.all(seg[seps[0] + 1 : n] == 1)
+        weights = r["masked_lm_weights"]
+        k = int(weights.sum())
+        budget = min(10, max(1, round(n * 0.2)))
+        assert 1 <= k <= budget
+        assert np.all(weights[:k] == 1.0) and np.all(weights[k:] == 0.0)
+        positions = r["masked_lm_positions"][:k]
+        assert np.all(np.diff(positions) > 0) and np.all(r["masked_lm_positions"][k:] == 0)
+        assert np.all((positions > 0) & (positions < n))
+        assert not set(r["masked_lm_ids"][:k].tolist()) & specials
+        assert not set(ids[positions].tolist()) & (specials - {mask})
+        assert r["token_boundary"][0] == 1 and np.all(r["token_boundary"][n:] == 0)
+        assert r["next_sentence_labels"][0] in (0, 1)
+
+
+@pytest.mark.parametrize("task", ["nsp", "sop"])
+def test_sentence_labels_are_balanced_on_a_multi_document_korean_corpus(tmp_path, task):
+    out = tmp_path / "out"
+    run_cli(
+        "build",
+        corpus("ko/nsmc_reviews_sample.txt"),
+        "-o",
+        out,
+        "--language",
+        "ko",
+        "--vocab-size",
+        3000,
+        "--sentence-task",
+        task,
+        "--dupe-factor",
+        2,
+        "--json",
+    )
+    spec = {"next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64)}
+    labels = np.array([r["next_sentence_labels"][0] for r in read_records(out, spec)])
+    assert len(labels) > 1000
+    tolerance = 4 * math.sqrt(0.25 / len(labels))
+    assert abs(labels.mean() - 0.5) < tolerance, (labels.mean(), tolerance)
+
+
+def test_english_book_and_korean_jsonl_end_to_end_with_gzip(tmp_path):
+    out_en = tmp_path / "en"
+    result = run_cli(
+        "build",
+        corpus("en/botchan.txt"),
+        "-o",
+        out_en,
+        "--input-format",
+        "text",
+        "--vocab-size",
+        2000,
+        "--dupe-factor",
+        1,
+        "--compression",
+        "gzip",
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "ok" and summary["documents"] == 1
+    assert [p.name for p in out_en.glob("train-*")] == ["train-00000-of-00001.tfrecord.gz"]
+    spec = {"input_ids": tf.io.FixedLenFeature([128], tf.int64)}
+    assert len(read_records(out_en, spec, "GZIP")) == summary["records"] > 100
+
+    out_ko = tmp_path / "ko"
+    result = run_cli(
+        "build",
+        corpus("jsonl/nsmc_movies_sample.jsonl.gz"),
+        "-o",
+        out_ko,
+        "--input-format",
+        "jsonl",
+        "--language",
+        "ko",
+        "--vocab-size",
+        3000,
+        "--dupe-factor",
+        1,
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    assert summary["documents"] == 40
+    run_cli("verify", out_ko)
+    shown = run_cli("inspect", out_ko, "-n", 1, "--stats").stdout
+    assert "[[" in shown and "masked share" in shown and "sentence labels" in shown
+
+
+def test_same_seed_gives_identical_shards_other_seed_differs(tmp_path, english_model):
+    args = [
+        corpus("en/bert_sample_text.txt"),
+        "--spm-model",
+        english_model,
+        "--max-seq-length",
+        64,
+        "--max-predictions-per-seq",
+        10,
+        "--dupe-factor",
+        2,
+        "--num-shards",
+        2,
+        "--sentence-task",
+        "nsp",
+    ]
+    run_cli("build", *args, "-o", tmp_path / "a")
+    run_cli("build", *args, "-o", tmp_path / "b")
+    run_cli("build", *args, "-o", tmp_path / "c", "--seed", 99)
+    a, b, c = (shard_hashes(tmp_path / x) for x in "abc")
+    assert len(a) == 2 and a == b
+    assert all(a[name] != c[name] for name in a)
+
+
+def test_dynamic_masking_writes_no_masked_lm_features(tmp_path, english_model):
+    out = tmp_path / "out"
+    run_cli(
+        "build",
+        corpus("en/bert_sample_text.txt"),
+        "-o",
+        out,
+        "--spm-model",
+        english_model,
+        "--masking",
+        "dynamic",
+        "--max-seq-length",
+        64,
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["features"]) == sorted(
+        ["input_ids", "input_mask", "segment_ids", "token_boundary", "next_sentence_labels"]
+    )
+    record = next(iter(tf.data.TFRecordDataset([str(p) for p in out.glob("train-*")])))
+    example = tf.train.Example.FromString(record.numpy())
+    assert sorted(example.features.feature) == sorted(manifest["features"])
+
+
+def test_config_precedence_cli_over_yaml_over_defaults(tmp_path, english_model):
+    config = tmp_path / "c.yaml"
+    config.write_text("max_seq_length: 64\nmax_predictions_per_seq: 12\nmax_n: 2\n")
+    out = tmp_path / "out"
+    run_cli(
+        "build",
+        corpus("en/bert_sample_text.txt"),
+        "-o",
+        out,
+        "--config",
+        config,
+        "--spm-model",
+        english_model,
+        "--max-n",
+        4,
+        "--dupe-factor",
+        1,
+    )
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    assert written["max_seq_length"] == 64 and written["max_predictions_per_seq"] == 12
+    assert written["max_n"] == 4 and written["mask_ratio"] == 0.15
+
+
+@pytest.mark.parametrize(
+    "yaml_text, cli, message",
+    [
+        ("max_m: 3\n", [], "unknown config key 'max_m'"),
+        ("max_n: three\n", [], "config key max_n: must be an integer"),
+        ("mask_ratio: 1.5\n", [], "config key mask_ratio: must be in (0.0, 1.0]"),
+        ("sentence_task: mlm\n", [], "config key sentence_task: must be one of"),
+        ("whole_word: 1\n", [], "config key whole_word: must be true or false"),
+        ("max_n: [\n", [], "invalid YAML"),
+        ("!!python/object:os.system {}\n", [], "invalid YAML"),
+        ("", ["--max-n", "0"], "config key max_n: must be >= 1"),
+        ("", ["--max-predictions-per-seq", "200"], "max_predictions_per_seq: must be <="),
+        ("", ["--num-shards", "many"], "config key num_shards"),
+    ],
+)
+def test_config_errors_exit_2_naming_the_key(tmp_path, yaml_text, cli, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    result = run_cli(
+        "build",
+        corpus("en/bert_sample_text.txt"),
+        "-o",
+        tmp_path / "out",
+        "--config",
+        config,
+        *cli,
+        check=2,
+    )
+    assert message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_input_exits_2_naming_it(tmp_path):
+    result = run_cli("build", tmp_path / "nothing-*.txt", "-o", tmp_path / "out", check=2)
+    assert f"no file matches {tmp_path}/nothing-*.txt" in result.stderr
+
+
+def test_model_without_specials_is_refused_naming_what_is_missing(tmp_path):
+    import sentencepiece as spm
+
+    prefix = tmp_path / "plain"
+    spm.SentencePieceTrainer.train(
+        input=str(corpus("en/bert_sample_text.txt")),
+        model_prefix=str(prefix),
+        vocab_size=300,
+        minloglevel=2,
+        hard_vocab_limit=False,
+    )
+    result = run_cli(
+        "build",
+        corpus("en/bert_sample_text.txt"),
+        "-o",
+        tmp_path / "out",
+        "--spm-model",
+        f"{prefix}.model",
+        check=2,
+    )
+    assert "lacks [CLS], [SEP], [MASK], pad id 0 (its pad id is -1)" in result.stderr
+
+
+def test_help_and_version_do_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner;"
+        "from pretrain_records.cli.main import main;"
+        "r = CliRunner().invoke(main, ['build', '--help']); assert r.exit_code == 0, r.output;"
+        "r = CliRunner().invoke(main, ['--version']); assert '0.1.0' in r.output;"
+        "assert 'tensorflow' not in sys.modules; print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_shipped_configs_are_valid():
+    from pretrain_records.pipeline.config import load_yaml, resolve
+
+    for name in ("tiny", "bert_base", "albert_base"):
+        resolve(load_yaml(REPO / "configs" / f"{name}.yaml"))
