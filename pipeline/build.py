@@ -202,7 +202,8 @@ def _unit_records(
     documents = _document_dataset(unit, config, tokenizer, stats, failures, cache)
     signature = features.padded_signature(config.max_seq_length)
     instances = tf.data.Dataset.from_generator(
-        lambda: _instances(unit, config, tokenizer, documents), output_signature=signature
+        lambda: _capturing(_instances(unit, config, tokenizer, documents), failures),
+        output_signature=signature,
     )
     shuffle_seed = _key("shuffle", config.seed, unit.key)
     batches = instances.shuffle(
@@ -219,6 +220,15 @@ def _unit_records(
         )
     for batch in batches.prefetch(2).as_numpy_iterator():
         yield from features.serialize(batch, config)
+
+
+def _capturing(items: Iterator[Any], failures: list[BaseException]) -> Iterator[Any]:
+    """Records an exception raised inside a tf.data generator, which TF would re-wrap."""
+    try:
+        yield from items
+    except BaseException as error:
+        failures.append(error)
+        raise
 
 
 def _raise_first(failures: list[BaseException], error: BaseException) -> None:

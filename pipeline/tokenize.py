@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -96,28 +97,46 @@ def train(
     `vocab_size` is a soft limit: a small corpus gets a smaller vocabulary. Byte fallback
     covers characters the vocabulary leaves out (rich scripts such as CJK).
     """
-    spm.set_random_generator_seed(seed)
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=sentences,
-        model_writer=model,
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,
-        model_type="unigram",
-        character_coverage=character_coverage,
-        byte_fallback=True,
-        pad_id=0,
-        unk_id=1,
-        bos_id=-1,
-        eos_id=-1,
-        control_symbols=list(SPECIALS),
-        input_sentence_size=2_000_000,
-        shuffle_input_sentence=True,
-        max_sentence_length=1 << 16,
-        # Fixed, so the model (and every record) does not depend on the machine's core count.
-        num_threads=2,
-        minloglevel=2,
-    )
+    # Sentences are kept (bounded by input_sentence_size) so a retry can reuse them.
+    kept = [s for _, s in zip(range(2_000_000), sentences, strict=False)]
+    attempts = [(c, vocab_size) for c in (character_coverage, 0.999, 0.995, 0.99, 0.98)]
+    while attempts:
+        coverage, size = attempts.pop(0)
+        spm.set_random_generator_seed(seed)
+        model = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(kept),
+                model_writer=model,
+                vocab_size=size,
+                hard_vocab_limit=False,
+                model_type="unigram",
+                character_coverage=coverage,
+                byte_fallback=True,
+                pad_id=0,
+                unk_id=1,
+                bos_id=-1,
+                eos_id=-1,
+                control_symbols=list(SPECIALS),
+                input_sentence_size=2_000_000,
+                shuffle_input_sentence=True,
+                max_sentence_length=1 << 16,
+                # Fixed, so the model (and every record) does not depend on the core count.
+                num_threads=2,
+                minloglevel=2,
+            )
+            break
+        except RuntimeError as error:
+            # A script richer than the vocabulary (CJK): cover fewer characters (the rest
+            # falls back to bytes); at the lowest coverage SentencePiece allows, grow the
+            # vocabulary to what the characters need (vocab_size is a soft limit).
+            needed = re.search(r"required_chars\. \d+ vs (\d+)", str(error))
+            if needed is None:
+                raise TokenizerError(f"SentencePiece training failed: {error}") from None
+            if not attempts and size < int(needed.group(1)):
+                attempts.append((0.98, int(needed.group(1))))
+            elif not attempts:
+                raise TokenizerError(f"SentencePiece training failed: {error}") from None
     proto = model.getvalue()
     processor = spm.SentencePieceProcessor()
     processor.LoadFromSerializedProto(proto)

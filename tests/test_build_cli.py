@@ -35,6 +35,14 @@ def read_records(out: Path, spec: dict, compression: str = "") -> list[dict]:
     return list(data.map(lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator())
 
 
+def one_error_line(stderr: str) -> str:
+    """The single error line of a failed run (log lines aside); no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
 def shard_hashes(out: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("train-*"))}
 
@@ -317,8 +325,7 @@ def test_config_errors_exit_2_naming_the_key(tmp_path, yaml_text, cli, message):
         *cli,
         check=2,
     )
-    assert message in result.stderr, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in one_error_line(result.stderr)
     assert not (tmp_path / "out").exists()
 
 
@@ -370,3 +377,19 @@ def test_shipped_configs_are_valid():
 
     for name in ("tiny", "bert_base", "albert_base"):
         resolve(load_yaml(REPO / "configs" / f"{name}.yaml"))
+
+
+def test_single_document_corpus_refuses_nsp_but_makes_sop(tmp_path, english_model):
+    sample = REPO / "configs" / "sample" / "us-constitution.txt"
+    args = ["--input-format", "text", "--spm-model", english_model, "--dupe-factor", 1]
+    result = run_cli(
+        "build", sample, "-o", tmp_path / "nsp", *args, "--sentence-task", "nsp", check=1
+    )
+    assert one_error_line(result.stderr).endswith(
+        "sentence_task nsp needs at least two documents to draw random segments from; "
+        "this input has one (use sentence_task: sop)"
+    )
+    assert not list((tmp_path / "nsp").glob("train-*"))
+    assert not (tmp_path / "nsp" / "manifest.json").exists()
+    run_cli("build", sample, "-o", tmp_path / "sop", *args, "--sentence-task", "sop")
+    assert (tmp_path / "sop" / "manifest.json").exists()

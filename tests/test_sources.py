@@ -1,0 +1,115 @@
+"""Reading inputs: formats, compression, BOM/CRLF, bad bytes with file and line, long lines."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+
+import pytest
+
+from pretrain_records.pipeline import sources
+
+from tests.conftest import corpus
+
+
+def documents(path, input_format="lines", bad_lines="error", language="en"):
+    stats = sources.ReadStats()
+    split = sources.make_splitter(language)
+    return list(
+        sources.read_documents(str(path), input_format, split, stats, bad_lines=bad_lines)
+    ), stats
+
+
+def test_lines_format_with_bom_crlf_and_every_compression(tmp_path):
+    raw = "\ufeffFirst sentence.\r\nSecond one.\r\n\r\n\r\nOther document.\r\n".encode()
+    for name, data in [
+        ("a.txt", raw),
+        ("a.txt.gz", gzip.compress(raw)),
+        ("a.txt.bz2", bz2.compress(raw)),
+    ]:
+        (tmp_path / name).write_bytes(data)
+        docs, stats = documents(tmp_path / name)
+        assert docs == [["First sentence.", "Second one."], ["Other document."]], name
+        assert stats.documents == 2
+
+
+def test_text_format_joins_wrapped_lines_and_splits_sentences(tmp_path):
+    path = tmp_path / "book.txt"
+    path.write_text("Mr. Smith went to\nWashington. He came back.\n\nA new paragraph!\n")
+    docs, _ = documents(path, "text")
+    assert docs == [["Mr. Smith went to Washington.", "He came back.", "A new paragraph!"]]
+
+
+def test_jsonl_format_and_its_errors(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "One. Two."}\n\n{"text": "   "}\n{"text": "Three."}\n')
+    docs, stats = documents(path, "jsonl")
+    assert docs == [["One.", "Two."], ["Three."]]
+    assert stats.empty_documents == 1
+    path.write_text('{"text": "ok"}\n{"text": broken}\n')
+    with pytest.raises(sources.DataError, match=rf"{path}:2: invalid JSON"):
+        documents(path, "jsonl")
+    path.write_text('{"body": "ok"}\n')
+    with pytest.raises(sources.DataError, match=rf"{path}:1: no string field 'text'"):
+        documents(path, "jsonl")
+
+
+def test_invalid_utf8_and_nul_name_file_and_line_or_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"good line\nfine\nbad \xff\xfe here\nok\n")
+    with pytest.raises(sources.DataError, match=rf"{path}:3: invalid UTF-8"):
+        documents(path)
+    docs, stats = documents(path, bad_lines="skip")
+    assert docs == [["good line", "fine", "ok"]] and stats.skipped_lines == 1
+    path.write_bytes(b"a\n\nb\x00c\n")
+    with pytest.raises(sources.DataError, match=rf"{path}:3: NUL byte"):
+        documents(path)
+
+
+def test_corrupt_gzip_is_a_data_error_naming_the_file(tmp_path):
+    path = tmp_path / "broken.txt.gz"
+    text = "".join(f"line {i} {i * 7919 % 104729}\n" for i in range(20000)).encode()
+    path.write_bytes(gzip.compress(text)[:5000])
+    with pytest.raises(sources.DataError, match=rf"{path}: corrupt or unreadable"):
+        documents(path)
+
+
+def test_a_huge_line_is_cut_at_utf8_boundaries_and_counted(tmp_path):
+    path = tmp_path / "long.txt"
+    line = "한국어 " * (sources.MAX_LINE_BYTES // 5)  # 7 bytes per repeat: > 1 MiB, multibyte
+    path.write_text(line + "\nend\n", encoding="utf-8")
+    docs, stats = documents(path)
+    assert stats.split_long_lines >= 1
+    assert "".join(docs[0][:-1]).replace(" ", "") == line.replace(" ", "")
+    assert docs[0][-1] == "end"
+    assert all(len(s.encode()) <= sources.MAX_LINE_BYTES for s in docs[0])
+
+
+def test_empty_files_are_counted(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "blank.txt").write_text("\n  \n\n")
+    for name in ("empty.txt", "blank.txt"):
+        docs, stats = documents(tmp_path / name)
+        assert docs == [] and stats.empty_files == 1
+
+
+def test_expand_inputs_globs_directories_and_missing(tmp_path):
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/b.txt", "d/a.txt", "d/sub/c.txt.gz", "d/.hidden"):
+        (tmp_path / name).write_text("x")
+    assert sources.expand_inputs([str(tmp_path / "d")]) == [
+        str(tmp_path / n) for n in ("d/a.txt", "d/b.txt", "d/sub/c.txt.gz")
+    ]
+    assert sources.expand_inputs([str(tmp_path / "d" / "*.txt")]) == [
+        str(tmp_path / "d/a.txt"),
+        str(tmp_path / "d/b.txt"),
+    ]
+    with pytest.raises(sources.SourceError, match="no file matches"):
+        sources.expand_inputs([str(tmp_path / "none*.txt")])
+
+
+def test_korean_corpus_reads_with_crlf(tmp_path):
+    docs, stats = documents(corpus("ko/konlpy_kolaw_constitution.txt"))
+    assert stats.documents == len(docs) >= 1
+    assert not any("\r" in s for d in docs for s in d)
+    assert docs[0][0].startswith("대한민국헌법")
