@@ -6,7 +6,6 @@ import bz2
 import gzip
 
 import pytest
-
 from pretrain_records.pipeline import sources
 
 from tests.conftest import corpus
