@@ -82,7 +82,9 @@ def build(
     from pretrain_records.cli.report import Reporter
 
     reporter = Reporter(quiet=quiet, verbose=verbose)
-    summary = _run_pipeline(lambda: _build(list(inputs), out, config, dry_run, reporter), reporter)
+    summary = _run_pipeline(
+        lambda: _build(list(inputs), out, config, force, dry_run, reporter), reporter
+    )
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
     elif not quiet:
@@ -94,21 +96,31 @@ def build(
         )
 
 
-def _build(inputs: list[str], out: str, config: Any, dry_run: bool, reporter: Any) -> Any:
+def _build(
+    inputs: list[str], out: str, config: Any, force: bool, dry_run: bool, reporter: Any
+) -> Any:
     from pretrain_records.pipeline import build as build_lib
 
     with reporter.progress("records") as advance:
         return build_lib.run(
-            inputs, out, config, dry_run=dry_run, log=reporter.log, on_record=advance
+            inputs,
+            out,
+            config,
+            force=force,
+            dry_run=dry_run,
+            log=reporter.log,
+            on_record=advance,
         )
 
 
 def _run_pipeline(run: Callable[[], Any], reporter: Any) -> Any:
     """Runs pipeline code, turning its errors into one-line messages and exit codes."""
-    from pretrain_records.pipeline import instances, manifest, sources, tokenize
+    from pretrain_records.pipeline import instances, manifest, sources, state, tokenize
 
     try:
         return run()
+    except state.LockedError as error:
+        _fail(str(error), EXIT_LOCKED)
     except (sources.SourceError, tokenize.TokenizerError, config_lib.ConfigError) as error:
         _fail(str(error), EXIT_USAGE)
     except (sources.DataError, instances.InstanceError, manifest.ManifestError) as error:

@@ -7,8 +7,10 @@ lets a rerun reuse the shards of unchanged units.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -18,20 +20,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from pretrain_records.pipeline import features, manifest, sources, tokenize
-from pretrain_records.pipeline.config import BuildConfig, to_yaml
+from pretrain_records.pipeline import features, manifest, sources, state, tokenize
+from pretrain_records.pipeline.config import BuildConfig, ConfigError, to_yaml
 from pretrain_records.pipeline.instances import (
     InstanceSettings,
     RandomDocumentPool,
     document_rng,
     instances_from_document,
 )
-from pretrain_records.pipeline.writer import ShardInfo, ShardWriter, shard_name
+from pretrain_records.pipeline.writer import ShardWriter, shard_name
 
 TARGET_SHARD_BYTES = 128 << 20
 UNIT_INPUT_BYTES = 64 << 20  # `text` files are grouped into units of about this size
 SHUFFLE_BUFFER = 10_000  # instances shuffled within a unit, in a bounded buffer
-WORK_DIR = ".work"
 
 Log = Callable[[str], None]
 
@@ -142,6 +143,7 @@ def _document_dataset(
                     continue
                 ids = np.fromiter((i for s in encoded for i in s), np.int32)
                 yield ids, word_start[ids], np.array([len(s) for s in encoded], np.int32)
+                _checkpoint("tokenizing")
         except BaseException as error:  # re-raised by the caller, with its own message
             failures.append(error)
             raise
@@ -253,18 +255,170 @@ def train_tokenizer_on(
     return tokenize.train(sentences(), config.vocab_size, config.seed)
 
 
+def _checkpoint(name: str) -> None:
+    """Test hook: with MPR_PAUSE_AT=name, announce the point on stderr and wait to be killed."""
+    if os.environ.get("MPR_PAUSE_AT") == name:
+        import sys
+
+        print(f"MPR-PAUSED {name}", file=sys.stderr, flush=True)
+        time.sleep(3600)
+
+
+def _unit_fingerprint(unit: Unit, config: BuildConfig, tokenizer_sha: str) -> str:
+    settings = {k: v for k, v in config.to_dict().items() if k != "bad_lines"}
+    return hashlib.sha256(
+        json.dumps(
+            {
+                "format": manifest.FORMAT,
+                "config": settings,
+                "tokenizer": tokenizer_sha,
+                "unit": unit.key,
+                "files": [[os.path.basename(f.path), f.sha256] for f in unit.files],
+                "shards": unit.shards,
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:32]
+
+
+def _check_config(out: str, config: BuildConfig, force: bool) -> None:
+    """A different config needs --force, which removes only the tool's own files."""
+    previous = state.old_manifest(out)
+    old = (previous or {}).get("config") or state.read_json(state.private_dir(out, "config.json"))
+    if old is not None and old != config.to_dict() and not force:
+        changed = sorted(
+            k for k in set(old) | set(config.to_dict()) if old.get(k) != config.to_dict().get(k)
+        )
+        raise ConfigError(
+            f"{out} was built with another config (changed: {', '.join(changed)}); "
+            "rerun with --force to rebuild it"
+        )
+    if force or old != config.to_dict():
+        state.wipe(out)
+
+
+def _tokenizer(
+    out: str, config: BuildConfig, paths: list[str], log: Log
+) -> tuple[tokenize.Tokenizer, bytes, str]:
+    """The user's model; or the one trained here before (kept, so unchanged units stay valid);
+    or a new one trained on the input."""
+    if config.spm_model:
+        tokenizer = tokenize.Tokenizer.load(config.spm_model)
+        vocab = "".join(
+            f"{tokenizer.processor.id_to_piece(i)}\t{tokenizer.processor.get_score(i):g}\n"
+            for i in range(tokenizer.vocab_size)
+        ).encode()
+        return tokenizer, vocab, "given"
+    trained = state.read_json(state.private_dir(out, "tokenizer.json")) or {}
+    model_path = os.path.join(out, "spm.model")
+    if os.path.exists(model_path) and trained.get("sha256"):
+        with open(model_path, "rb") as stream:
+            proto = stream.read()
+        if hashlib.sha256(proto).hexdigest() == trained["sha256"]:
+            with open(os.path.join(out, "spm.vocab"), "rb") as stream:
+                vocab = stream.read()
+            log("reusing the SentencePiece model trained by an earlier run")
+            return tokenize.Tokenizer(proto, name=model_path), vocab, "reused"
+    log(f"training a SentencePiece model (vocab_size {config.vocab_size}) on the input")
+    proto, vocab = train_tokenizer_on(paths, config, sources.ReadStats())
+    tokenizer = tokenize.Tokenizer(proto, name="trained model")
+    if tokenizer.vocab_size < config.vocab_size:
+        log(
+            f"warning: the corpus supports only {tokenizer.vocab_size} pieces "
+            f"(vocab_size {config.vocab_size} asked)"
+        )
+    _publish_bytes(out, "spm.model", proto)
+    _publish_bytes(out, "spm.vocab", vocab)
+    state.write_json(
+        state.private_dir(out, "tokenizer.json"), {"sha256": hashlib.sha256(proto).hexdigest()}
+    )
+    return tokenizer, vocab, "trained"
+
+
+def _build_unit(
+    unit: Unit,
+    fp: str,
+    config: BuildConfig,
+    tokenizer: tokenize.Tokenizer,
+    out: str,
+    on_record: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    """Writes a unit's shards into staging; returns its record (also saved as units/<fp>.json)."""
+    import tensorflow as tf
+
+    units_dir = state.private_dir(out, "units")
+    cache_dir = state.private_dir(out, "cache")
+    os.makedirs(cache_dir, exist_ok=True)
+    for name in os.listdir(cache_dir):  # a killed run's cache may be incomplete
+        if name.startswith(f"unit-{unit.key:016x}"):
+            os.remove(os.path.join(cache_dir, name))
+    stats = sources.ReadStats()
+    failures: list[BaseException] = []
+    writers = [ShardWriter(units_dir, f"{fp}-{k}", config.compression) for k in range(unit.shards)]
+    try:
+        for j, record in enumerate(
+            _unit_records(unit, config, tokenizer, stats, failures, cache_dir)
+        ):
+            writers[j % unit.shards].write(record)
+            if on_record is not None:
+                on_record(1)
+            if j == 50:
+                _checkpoint("shard")
+        infos = [w.close() for w in writers]
+    except tf.errors.OpError as error:
+        for w in writers:
+            w.abort()
+        _raise_first(failures, error)
+        raise
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    for name in os.listdir(cache_dir):
+        if name.startswith(f"unit-{unit.key:016x}"):
+            os.remove(os.path.join(cache_dir, name))
+    record = {
+        "fingerprint": fp,
+        "staged": [i.to_dict() for i in infos],
+        "stats": dataclasses.asdict(stats),
+    }
+    state.write_json(os.path.join(units_dir, f"{fp}.json"), record)
+    return record
+
+
+def _reusable_published(
+    out: str, previous: dict[str, Any] | None
+) -> dict[str, list[dict[str, Any]]]:
+    """Published shards of the previous build, by unit fingerprint, that are still intact."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if previous is None:
+        return found
+    for unit in previous.get("units", []):
+        shards = [s for s in previous["shards"] if s.get("unit") == unit.get("fingerprint")]
+        if shards and all(
+            os.path.exists(manifest.safe_member(out, s["name"]))
+            and os.path.getsize(os.path.join(out, s["name"])) == s["bytes"]
+            for s in shards
+        ):
+            found[unit["fingerprint"]] = sorted(shards, key=lambda s: s["index_in_unit"])
+    return found
+
+
 def run(
     inputs: list[str],
     out: str,
     config: BuildConfig,
     *,
+    force: bool = False,
     dry_run: bool = False,
     log: Log = lambda message: None,
     on_record: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Builds the records; returns the summary (also the manifest's core)."""
-    from pretrain_records.cli.version import VERSION
+    """Builds (or refreshes) the records in `out`; returns the summary.
 
+    Complete units of an earlier or killed run are reused; new shards are staged privately and
+    published together (renames), then the manifest is written last.
+    """
     started = time.monotonic()
     paths = sources.expand_inputs(inputs)
     files = [sources.fingerprint(p) for p in paths]
@@ -281,83 +435,134 @@ def run(
                 shard_name(i, total_shards, config.compression) for i in range(total_shards)
             ],
         }
-
     os.makedirs(out, exist_ok=True)
-    work_dir = os.path.join(out, WORK_DIR)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    os.makedirs(work_dir)
-    stats = sources.ReadStats()
-    if config.spm_model:
-        tokenizer = tokenize.Tokenizer.load(config.spm_model)
-        vocab = "".join(
-            f"{tokenizer.processor.id_to_piece(i)}\t{tokenizer.processor.get_score(i):g}\n"
-            for i in range(tokenizer.vocab_size)
-        ).encode()
-    else:
-        log(f"training a SentencePiece model (vocab_size {config.vocab_size}) on the input")
-        proto, vocab = train_tokenizer_on(paths, config, sources.ReadStats())
-        tokenizer = tokenize.Tokenizer(proto, name="trained model")
-        if tokenizer.vocab_size < config.vocab_size:
-            log(
-                f"warning: the corpus supports only {tokenizer.vocab_size} pieces "
-                f"(vocab_size {config.vocab_size} asked)"
-            )
-    _publish_bytes(out, "spm.model", tokenizer.model_proto)
-    _publish_bytes(out, "spm.vocab", vocab)
-    _publish_bytes(out, "config.yaml", to_yaml(config).encode())
+    with state.locked(out):
+        return _run_locked(out, config, files, units, force, log, on_record, started)
 
-    shards: list[ShardInfo] = []
-    failures: list[BaseException] = []
-    first = 0
-    import tensorflow as tf
 
+def _run_locked(
+    out: str,
+    config: BuildConfig,
+    files: list[sources.InputFile],
+    units: list[Unit],
+    force: bool,
+    log: Log,
+    on_record: Callable[[int], None] | None,
+    started: float,
+) -> dict[str, Any]:
+    from pretrain_records.cli.version import VERSION
+
+    state.remove_stale_temps(out)
+    _check_config(out, config, force)
+    os.makedirs(state.private_dir(out, "units"), exist_ok=True)
+    state.write_json(state.private_dir(out, "config.json"), config.to_dict())
+    tokenizer, vocab, tokenizer_origin = _tokenizer(out, config, [f.path for f in files], log)
+    tokenizer_sha = hashlib.sha256(tokenizer.model_proto).hexdigest()
+    previous = state.old_manifest(out)
+    published = _reusable_published(out, previous)
+    owned = state.owned_public_files(out)
+    total_shards = sum(u.shards for u in units)
+
+    records_by_unit: list[dict[str, Any]] = []
+    reused, rebuilt = [], []
     for unit in units:
-        writers = [
-            ShardWriter(
-                out, shard_name(first + k, total_shards, config.compression), config.compression
-            )
-            for k in range(unit.shards)
-        ]
-        try:
-            for j, record in enumerate(
-                _unit_records(unit, config, tokenizer, stats, failures, work_dir)
-            ):
-                writers[j % unit.shards].write(record)
-                if on_record is not None:
-                    on_record(1)
-            shards.extend(w.close() for w in writers)
-        except tf.errors.OpError as error:
-            for w in writers:
-                w.abort()
-            _raise_first(failures, error)
-        except BaseException:
-            for w in writers:
-                w.abort()
-            raise
-        first += unit.shards
-        log(f"unit {unit.key:016x}: {sum(w.records for w in writers)} records")
-    shutil.rmtree(work_dir, ignore_errors=True)
+        fp = _unit_fingerprint(unit, config, tokenizer_sha)
+        staged = state.read_json(state.private_dir(out, "units", f"{fp}.json"))
+        if staged and all(
+            os.path.exists(state.private_dir(out, "units", s["name"])) for s in staged["staged"]
+        ):
+            records_by_unit.append(staged)
+            reused.append(fp)
+            continue
+        if fp in published:
+            records_by_unit.append({"fingerprint": fp, "published": published[fp]})
+            reused.append(fp)
+            continue
+        log(f"building unit {unit.key:016x} ({len(unit.files)} files)")
+        records_by_unit.append(_build_unit(unit, fp, config, tokenizer, out, on_record))
+        rebuilt.append(fp)
 
-    records = sum(s.records for s in shards)
+    # Publication: every shard of the new build under its public name, in three steps, with a
+    # journal so that a kill in between leaves files a rerun recognizes as its own.
+    targets: list[tuple[str, dict[str, Any], str]] = []  # (public name, info, unit fp)
+    first = 0
+    for unit, record in zip(units, records_by_unit, strict=True):
+        for k in range(unit.shards):
+            targets.append(
+                (
+                    shard_name(first + k, total_shards, config.compression),
+                    record,
+                    record["fingerprint"],
+                )
+            )
+        first += unit.shards
+    target_names = {t[0] for t in targets}
+    for name in target_names - owned:
+        if os.path.exists(os.path.join(out, name)):
+            raise sources.DataError(
+                f"{os.path.join(out, name)}: exists and was not written by this tool; "
+                "refusing to overwrite it"
+            )
+    state.write_json(
+        state.private_dir(out, "journal.json"), {"names": sorted(target_names | owned)}
+    )
+    units_dir = state.private_dir(out, "units")
+    # 1. Published shards to keep go back to staging (their public names may change).
+    for record in records_by_unit:
+        if "published" in record:
+            staged = []
+            for k, shard in enumerate(record["published"]):
+                name = f"{record['fingerprint']}-{k}"
+                os.replace(os.path.join(out, shard["name"]), os.path.join(units_dir, name))
+                staged.append({**shard, "name": name})
+            record["staged"] = staged
+            state.write_json(
+                os.path.join(units_dir, f"{record['fingerprint']}.json"),
+                {k: v for k, v in record.items() if k != "published"},
+            )
+    # 2. Old shards of changed or removed units go.
+    for name in owned - target_names:
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            os.remove(path)
+    # 3. Staged shards take their public names.
+    shards: list[dict[str, Any]] = []
+    stats = sources.ReadStats()
+    counter = 0
+    for record in records_by_unit:
+        for k, info in enumerate(record["staged"]):
+            name = shard_name(counter, total_shards, config.compression)
+            os.replace(os.path.join(units_dir, info["name"]), os.path.join(out, name))
+            shards.append(
+                {
+                    "name": name,
+                    "records": info["records"],
+                    "bytes": info["bytes"],
+                    "sha256": info["sha256"],
+                    "unit": record["fingerprint"],
+                    "index_in_unit": k,
+                }
+            )
+            counter += 1
+        stats.add(sources.ReadStats(**record.get("stats", {})))
+    _publish_bytes(out, "config.yaml", to_yaml(config).encode())
+    if tokenizer_origin == "given":
+        _publish_bytes(out, "spm.model", tokenizer.model_proto)
+        _publish_bytes(out, "spm.vocab", vocab)
+
+    records = sum(s["records"] for s in shards)
     if records == 0:
         raise sources.DataError(
             f"no instances could be made from {len(files)} input files "
             f"({stats.documents} documents): is the input empty or the wrong input_format?"
         )
-    summary: dict[str, Any] = {
-        "status": "ok",
-        "output": out,
-        "records": records,
-        "documents": stats.documents,
-        "skipped": {
-            "empty_documents": stats.empty_documents,
-            "empty_files": stats.empty_files,
-            "bad_lines": stats.skipped_lines,
-            "split_long_lines": stats.split_long_lines,
-        },
-        "shards": len(shards),
-        "seconds": round(time.monotonic() - started, 3),
+    skipped = {
+        "empty_documents": stats.empty_documents,
+        "empty_files": stats.empty_files,
+        "bad_lines": stats.skipped_lines,
+        "split_long_lines": stats.split_long_lines,
     }
+    _checkpoint("manifest")
     manifest.write(
         out,
         {
@@ -367,12 +572,19 @@ def run(
             "config": config.to_dict(),
             "inputs": [dataclasses.asdict(f) for f in files],
             "units": [
-                {"key": f"{u.key:016x}", "files": [f.path for f in u.files], "shards": u.shards}
-                for u in units
+                {
+                    "key": f"{u.key:016x}",
+                    "fingerprint": r["fingerprint"],
+                    "files": [f.path for f in u.files],
+                    "shards": u.shards,
+                    "stats": r.get("stats", {}),
+                }
+                for u, r in zip(units, records_by_unit, strict=True)
             ],
             "tokenizer": {
                 "file": "spm.model",
-                "sha256": hashlib.sha256(tokenizer.model_proto).hexdigest(),
+                "origin": tokenizer_origin,
+                "sha256": tokenizer_sha,
                 "vocab_size": tokenizer.vocab_size,
                 "cls_id": tokenizer.cls_id,
                 "sep_id": tokenizer.sep_id,
@@ -380,16 +592,35 @@ def run(
                 "special_ids": list(tokenizer.special_ids),
             },
             "features": features.feature_spec(config),
-            "shards": [s.to_dict() for s in shards],
+            "shards": shards,
             "totals": {
                 "records": records,
-                "bytes": sum(s.bytes for s in shards),
+                "bytes": sum(s["bytes"] for s in shards),
                 "documents": stats.documents,
             },
-            "skipped": summary["skipped"],
+            "skipped": skipped,
+            "reused_units": reused,
+            "rebuilt_units": rebuilt,
         },
     )
-    return summary
+    for name in os.listdir(units_dir):
+        os.remove(os.path.join(units_dir, name))
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(state.private_dir(out, "journal.json"))
+    shutil.rmtree(state.private_dir(out, "cache"), ignore_errors=True)
+    return {
+        "status": "ok",
+        "output": out,
+        "records": records,
+        "documents": stats.documents,
+        "skipped": skipped,
+        "shards": len(shards),
+        "units": {"total": len(units), "reused": len(reused), "rebuilt": len(rebuilt)},
+        "reused_shards": [s["name"] for s in shards if s["unit"] in reused],
+        "rebuilt_shards": [s["name"] for s in shards if s["unit"] in rebuilt],
+        "tokenizer": tokenizer_origin,
+        "seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def _publish_bytes(directory: str, name: str, data: bytes) -> None:

@@ -93,7 +93,10 @@ def test_exact_record_count_and_shard_split(tmp_path, ten_documents, english_mod
         assert len(data) == shard["bytes"]
         assert hashlib.sha256(data).hexdigest() == shard["sha256"]
     assert sum(1 for _ in tf.data.TFRecordDataset([str(p) for p in out.glob("train-*")])) == 30
-    assert sorted(p.name for p in out.iterdir()) == sorted(
+    assert not list((out / ".mpr").rglob("*.partial-*")) and not list(
+        (out / ".mpr/units").iterdir()
+    )
+    assert sorted(p.name for p in out.iterdir() if p.name != ".mpr") == sorted(
         ["config.yaml", "manifest.json", "spm.model", "spm.vocab"]
         + [s["name"] for s in manifest["shards"]]
     )
