@@ -130,6 +130,11 @@ def _run_pipeline(run: Callable[[], Any], reporter: Any) -> Any:
         _fail(f"{where}{error.strerror or error}", EXIT_DATA)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except Exception as error:
+        if not type(error).__module__.startswith("tensorflow"):
+            raise
+        message = getattr(error, "message", str(error)).strip().splitlines()
+        _fail(message[0] if message else type(error).__name__, EXIT_DATA)
 
 
 @main.command("train-tokenizer")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -252,12 +253,30 @@ def train_tokenizer_on(
             ):
                 yield from document
 
-    return tokenize.train(sentences(), config.vocab_size, config.seed)
+    stream = sentences()
+    first = next(stream, None)
+    if first is None:
+        raise sources.DataError(
+            f"no text to build from: the {len(paths)} input files hold no sentences "
+            f"(empty files: {stats.empty_files}); is the input empty or its input_format wrong?"
+        )
+    return tokenize.train(itertools.chain([first], stream), config.vocab_size, config.seed)
+
+
+_checkpoints: dict[str, int] = {}
 
 
 def _checkpoint(name: str) -> None:
-    """Test hook: with MPR_PAUSE_AT=name, announce the point on stderr and wait to be killed."""
-    if os.environ.get("MPR_PAUSE_AT") == name:
+    """Test hook: with MPR_PAUSE_AT=name (or name#n, the n-th time), announce the point on
+    stderr and wait there to be killed."""
+    wanted = os.environ.get("MPR_PAUSE_AT")
+    if not wanted:
+        return
+    point, _, nth = wanted.partition("#")
+    if point != name:
+        return
+    _checkpoints[name] = _checkpoints.get(name, 0) + 1
+    if _checkpoints[name] == int(nth or 1):
         import sys
 
         print(f"MPR-PAUSED {name}", file=sys.stderr, flush=True)
@@ -282,18 +301,26 @@ def _unit_fingerprint(unit: Unit, config: BuildConfig, tokenizer_sha: str) -> st
 
 
 def _check_config(out: str, config: BuildConfig, force: bool) -> None:
-    """A different config needs --force, which removes only the tool's own files."""
+    """Output of another config (published, or complete units staged by a killed run) needs
+    --force, which removes only the tool's own files. `bad_lines` changes no record."""
     previous = state.old_manifest(out)
-    old = (previous or {}).get("config") or state.read_json(state.private_dir(out, "config.json"))
-    if old is not None and old != config.to_dict() and not force:
-        changed = sorted(
-            k for k in set(old) | set(config.to_dict()) if old.get(k) != config.to_dict().get(k)
-        )
+    units_dir = state.private_dir(out, "units")
+    staged = os.path.isdir(units_dir) and any(n.endswith(".json") for n in os.listdir(units_dir))
+    old = (previous or {}).get("config")
+    if old is None and staged:
+        old = state.read_json(state.private_dir(out, "config.json"))
+    new = config.to_dict()
+    changed = sorted(
+        k
+        for k in set(old or {}) | set(new)
+        if k != "bad_lines" and (old or {}).get(k) != new.get(k)
+    )
+    if old is not None and changed and not force:
         raise ConfigError(
             f"{out} was built with another config (changed: {', '.join(changed)}); "
             "rerun with --force to rebuild it"
         )
-    if force or old != config.to_dict():
+    if force or old is None or changed:
         state.wipe(out)
 
 
@@ -386,6 +413,15 @@ def _build_unit(
     return record
 
 
+def _intact(out: str, shards: list[dict[str, Any]]) -> bool:
+    """Published shards still there with their recorded sizes (names checked to stay in OUT)."""
+    return all(
+        os.path.exists(manifest.safe_member(out, s["name"]))
+        and os.path.getsize(os.path.join(out, s["name"])) == s["bytes"]
+        for s in shards
+    )
+
+
 def _reusable_published(
     out: str, previous: dict[str, Any] | None
 ) -> dict[str, list[dict[str, Any]]]:
@@ -395,11 +431,7 @@ def _reusable_published(
         return found
     for unit in previous.get("units", []):
         shards = [s for s in previous["shards"] if s.get("unit") == unit.get("fingerprint")]
-        if shards and all(
-            os.path.exists(manifest.safe_member(out, s["name"]))
-            and os.path.getsize(os.path.join(out, s["name"])) == s["bytes"]
-            for s in shards
-        ):
+        if shards and _intact(out, shards):
             found[unit["fingerprint"]] = sorted(shards, key=lambda s: s["index_in_unit"])
     return found
 
@@ -460,6 +492,9 @@ def _run_locked(
     tokenizer_sha = hashlib.sha256(tokenizer.model_proto).hexdigest()
     previous = state.old_manifest(out)
     published = _reusable_published(out, previous)
+    unit_stats = {
+        u.get("fingerprint"): u.get("stats", {}) for u in (previous or {}).get("units", [])
+    }
     owned = state.owned_public_files(out)
     total_shards = sum(u.shards for u in units)
 
@@ -467,15 +502,21 @@ def _run_locked(
     reused, rebuilt = [], []
     for unit in units:
         fp = _unit_fingerprint(unit, config, tokenizer_sha)
-        staged = state.read_json(state.private_dir(out, "units", f"{fp}.json"))
-        if staged and all(
-            os.path.exists(state.private_dir(out, "units", s["name"])) for s in staged["staged"]
+        done = state.read_json(state.private_dir(out, "units", f"{fp}.json")) or {}
+        if "staged" in done and all(
+            os.path.exists(state.private_dir(out, "units", s["name"])) for s in done["staged"]
         ):
-            records_by_unit.append(staged)
+            records_by_unit.append(done)
+            reused.append(fp)
+            continue
+        if "published" in done and _intact(out, done["published"]):
+            records_by_unit.append(done)
             reused.append(fp)
             continue
         if fp in published:
-            records_by_unit.append({"fingerprint": fp, "published": published[fp]})
+            records_by_unit.append(
+                {"fingerprint": fp, "published": published[fp], "stats": unit_stats.get(fp, {})}
+            )
             reused.append(fp)
             continue
         log(f"building unit {unit.key:016x} ({len(unit.files)} files)")
@@ -530,10 +571,11 @@ def _run_locked(
     stats = sources.ReadStats()
     counter = 0
     for record in records_by_unit:
+        public = []
         for k, info in enumerate(record["staged"]):
             name = shard_name(counter, total_shards, config.compression)
             os.replace(os.path.join(units_dir, info["name"]), os.path.join(out, name))
-            shards.append(
+            public.append(
                 {
                     "name": name,
                     "records": info["records"],
@@ -544,6 +586,16 @@ def _run_locked(
                 }
             )
             counter += 1
+        # A kill from here on finds this unit complete under its public names.
+        state.write_json(
+            os.path.join(units_dir, f"{record['fingerprint']}.json"),
+            {
+                "fingerprint": record["fingerprint"],
+                "published": public,
+                "stats": record.get("stats", {}),
+            },
+        )
+        shards.extend(public)
         stats.add(sources.ReadStats(**record.get("stats", {})))
     _publish_bytes(out, "config.yaml", to_yaml(config).encode())
     if tokenizer_origin == "given":
@@ -553,8 +605,9 @@ def _run_locked(
     records = sum(s["records"] for s in shards)
     if records == 0:
         raise sources.DataError(
-            f"no instances could be made from {len(files)} input files "
-            f"({stats.documents} documents): is the input empty or the wrong input_format?"
+            f"no text to build from: {len(files)} input files gave {stats.documents} documents "
+            f"and no instances (empty files: {stats.empty_files}); "
+            "is the input empty or its input_format wrong?"
         )
     skipped = {
         "empty_documents": stats.empty_documents,

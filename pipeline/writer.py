@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import os
 
 import tensorflow as tf
 
 TEMP_MARK = ".partial-"
+_FAULT = os.environ.get("MPR_FAULT_DISK_FULL_AFTER")
+_FAULT_AFTER = int(_FAULT) if _FAULT else None
 COMPRESSION = {"none": "", "gzip": "GZIP", "zlib": "ZLIB"}
 SUFFIX = {"none": ".tfrecord", "gzip": ".tfrecord.gz", "zlib": ".tfrecord.zz"}
 
@@ -49,8 +52,13 @@ class ShardWriter:
         options = tf.io.TFRecordOptions(compression_type=COMPRESSION[compression])
         self._writer = tf.io.TFRecordWriter(self.temp_path, options)
         self.records = 0
+        self._written = 0
 
     def write(self, record: bytes) -> None:
+        self._written += len(record)
+        if _FAULT_AFTER is not None and self._written > _FAULT_AFTER:
+            # Fault injection for tests (MPR_FAULT_DISK_FULL_AFTER=bytes): a full disk.
+            raise OSError(errno.ENOSPC, "No space left on device", self.temp_path)
         self._writer.write(record)
         self.records += 1
 
