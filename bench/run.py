@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["masking.py"]
+BENCHMARKS = ["masking.py", "loader.py"]
 
 
 def main() -> int:
