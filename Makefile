@@ -19,9 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	if $(PY) -c "import tensorflow" 2>/dev/null; then \
-	  $(PY) -m pip install -q -e '.[test]'; \
+	  $(PY) -m pip install -q -e '.[test,beam]'; \
 	else \
-	  $(PY) -m pip install -q -e '.[$(TF_EXTRA),test]'; \
+	  $(PY) -m pip install -q -e '.[$(TF_EXTRA),test,beam]'; \
 	fi
 	touch $@
 

@@ -65,6 +65,27 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.option("-v", "--verbose", is_flag=True, help="More log lines.")
+@click.option(
+    "--runner",
+    type=click.Choice(["local", "direct", "dataflow", "flink", "spark", "portable"]),
+    default="local",
+    show_default=True,
+    help="Where to build: this process, or Apache Beam (needs the [beam] extra).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Beam workers (direct: local worker processes).",
+)
+@click.option(
+    "--beam-option",
+    "beam_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Passed to Beam's pipeline options (repeatable).",
+)
 @_config_options
 def build(
     inputs: tuple[str, ...],
@@ -75,15 +96,27 @@ def build(
     as_json: bool,
     quiet: bool,
     verbose: bool,
+    runner: str,
+    workers: int,
+    beam_options: tuple[str, ...],
     **values: Any,
 ) -> None:
     """Build sharded TFRecords from INPUTS (files, globs, directories; local or gs://)."""
     config = _resolve(config_file, values)
+    options = {}
+    for item in beam_options:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--beam-option expects KEY=VALUE, got {item!r}", EXIT_USAGE)
+        options[key.lstrip("-")] = value
+    from pretrain_records.pipeline.build import Runner
+
+    where = Runner(runner, workers, options)
     from pretrain_records.cli.report import Reporter
 
     reporter = Reporter(quiet=quiet, verbose=verbose)
     summary = _run_pipeline(
-        lambda: _build(list(inputs), out, config, force, dry_run, reporter), reporter
+        lambda: _build(list(inputs), out, config, force, dry_run, where, reporter), reporter
     )
     if as_json:
         click.echo(json.dumps(summary, sort_keys=True))
@@ -97,7 +130,13 @@ def build(
 
 
 def _build(
-    inputs: list[str], out: str, config: Any, force: bool, dry_run: bool, reporter: Any
+    inputs: list[str],
+    out: str,
+    config: Any,
+    force: bool,
+    dry_run: bool,
+    runner: Any,
+    reporter: Any,
 ) -> Any:
     from pretrain_records.pipeline import build as build_lib
 
@@ -107,6 +146,7 @@ def _build(
             out,
             config,
             force=force,
+            runner=runner,
             dry_run=dry_run,
             log=reporter.log,
             on_record=advance,
@@ -121,6 +161,10 @@ def _run_pipeline(run: Callable[[], Any], reporter: Any) -> Any:
         return run()
     except state.LockedError as error:
         _fail(str(error), EXIT_LOCKED)
+    except ImportError as error:
+        if type(error).__name__ != "BeamMissingError":
+            raise
+        _fail(str(error), EXIT_USAGE)
     except (sources.SourceError, tokenize.TokenizerError, config_lib.ConfigError) as error:
         _fail(str(error), EXIT_USAGE)
     except (sources.DataError, instances.InstanceError, manifest.ManifestError) as error:

@@ -443,6 +443,7 @@ def run(
     *,
     force: bool = False,
     dry_run: bool = False,
+    runner: Runner | None = None,
     log: Log = lambda message: None,
     on_record: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
@@ -452,6 +453,11 @@ def run(
     published together (renames), then the manifest is written last.
     """
     started = time.monotonic()
+    runner = runner or Runner()
+    if runner.name != "local":
+        from pretrain_records.pipeline import beam
+
+        beam.pipeline_options(runner.name, runner.workers, runner.options)  # fails early
     paths = sources.expand_inputs(inputs)
     files = [sources.fingerprint(p) for p in paths]
     units = plan(files, config)
@@ -469,11 +475,31 @@ def run(
         }
     os.makedirs(out, exist_ok=True)
     with state.locked(out):
-        return _run_locked(out, config, files, units, force, log, on_record, started)
+        return _run_locked(out, runner, config, files, units, force, log, on_record, started)
+
+
+def _staged_record(out: str, fp: str) -> dict[str, Any] | None:
+    """The record of a unit whose shards are complete in staging, else None."""
+    done = state.read_json(state.private_dir(out, "units", f"{fp}.json")) or {}
+    if "staged" in done and all(
+        os.path.exists(state.private_dir(out, "units", s["name"])) for s in done["staged"]
+    ):
+        return done
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Runner:
+    """Where missing units are built: `local` (this process) or a Beam runner."""
+
+    name: str = "local"
+    workers: int = 1
+    options: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _run_locked(
     out: str,
+    runner: Runner,
     config: BuildConfig,
     files: list[sources.InputFile],
     units: list[Unit],
@@ -519,9 +545,34 @@ def _run_locked(
             )
             reused.append(fp)
             continue
-        log(f"building unit {unit.key:016x} ({len(unit.files)} files)")
-        records_by_unit.append(_build_unit(unit, fp, config, tokenizer, out, on_record))
+        records_by_unit.append({"fingerprint": fp, "pending": unit})
         rebuilt.append(fp)
+    pending = {r["fingerprint"]: r.pop("pending") for r in records_by_unit if "pending" in r}
+    if pending and runner.name != "local":
+        from pretrain_records.pipeline import beam
+
+        log(f"building {len(pending)} units on Beam ({runner.name}, {runner.workers} workers)")
+        beam.build_units(
+            pending,
+            out,
+            config,
+            tokenizer.model_proto,
+            runner.name,
+            runner.workers,
+            runner.options,
+            lambda fp: _staged_record(out, fp) is not None,
+            log,
+        )
+    for record in records_by_unit:
+        fp = record["fingerprint"]
+        if fp not in pending:
+            continue
+        built = _staged_record(out, fp) if runner.name != "local" else None
+        if built is None:
+            unit = pending[fp]
+            log(f"building unit {unit.key:016x} ({len(unit.files)} files)")
+            built = _build_unit(unit, fp, config, tokenizer, out, on_record)
+        record.update(built)
 
     # Publication: every shard of the new build under its public name, in three steps, with a
     # journal so that a kill in between leaves files a rerun recognizes as its own.

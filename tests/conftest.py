@@ -18,11 +18,15 @@ CLI = Path(sys.executable).with_name("make-pretrain-records")
 
 
 def run_cli(
-    *args: object, check: int | None = 0, timeout: float = 600
+    *args: object, check: int | None = 0, timeout: float = 600, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    """Runs the installed command; asserts the exit code unless `check` is None."""
+    """Runs the installed command (extra `env` on top of ours); asserts the exit code."""
     result = subprocess.run(
-        [str(CLI), *map(str, args)], capture_output=True, text=True, timeout=timeout
+        [str(CLI), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     if check is not None:
         assert result.returncode == check, (
@@ -53,3 +57,31 @@ def english_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         2000,
     )
     return Path(f"{prefix}.model")
+
+
+ARGS = [
+    "--vocab-size",
+    1500,
+    "--language",
+    "ko",
+    "--max-seq-length",
+    64,
+    "--max-predictions-per-seq",
+    10,
+    "--dupe-factor",
+    2,
+    "--sentence-task",
+    "nsp",
+]
+
+
+@pytest.fixture()
+def three_files(tmp_path: Path) -> Path:
+    """Three `lines` files (three work units) cut from the Korean NSMC review sample."""
+    text = corpus("ko/nsmc_reviews_sample.txt").read_text(encoding="utf-8")
+    documents = [d.strip() for d in text.split("\n\n") if d.strip()]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"part-{i}.txt").write_text("\n\n".join(documents[i::3]) + "\n")
+    return folder

@@ -11,35 +11,8 @@ import sys
 
 import pytest
 
-from tests.conftest import CLI, corpus, run_cli
+from tests.conftest import ARGS, CLI, corpus, run_cli
 from tests.test_build_cli import one_error_line, shard_hashes
-
-ARGS = [
-    "--vocab-size",
-    1500,
-    "--language",
-    "ko",
-    "--max-seq-length",
-    64,
-    "--max-predictions-per-seq",
-    10,
-    "--dupe-factor",
-    2,
-    "--sentence-task",
-    "nsp",
-]
-
-
-@pytest.fixture()
-def three_files(tmp_path):
-    """Three `lines` files (three work units) cut from the Korean NSMC review sample."""
-    text = corpus("ko/nsmc_reviews_sample.txt").read_text(encoding="utf-8")
-    documents = [d.strip() for d in text.split("\n\n") if d.strip()]
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i in range(3):
-        (folder / f"part-{i}.txt").write_text("\n\n".join(documents[i::3]) + "\n")
-    return folder
 
 
 def inodes(out):
