@@ -172,7 +172,7 @@ def _documents(dataset: Any) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
 
 def _instances(
     unit: Unit, config: BuildConfig, tokenizer: tokenize.Tokenizer, documents: Any
-) -> Iterator[dict[str, np.ndarray]]:
+) -> Iterator[Any]:
     settings = InstanceSettings(
         max_seq_length=config.max_seq_length,
         short_seq_prob=config.short_seq_prob,
@@ -186,8 +186,36 @@ def _instances(
         pool = RandomDocumentPool(stream) if config.sentence_task == "nsp" else None
         for index, document in enumerate(pool if pool is not None else stream):
             rng = document_rng(config.seed, unit.key, dupe_pass, index)
-            for instance in instances_from_document(document, pool, rng, settings):
-                yield features.pad_instance(instance, config.max_seq_length)
+            yield from instances_from_document(document, pool, rng, settings)
+
+
+def _shuffled(items: Iterator[Any], seed: int, buffer_size: int) -> Iterator[Any]:
+    """A bounded, seeded shuffle buffer (as tf.data's shuffle, without its per-element cost)."""
+    rng = np.random.Generator(np.random.Philox(key=[seed, 0]))
+    buffer: list[Any] = []
+    draws: list[int] = []
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        if not draws:
+            draws = rng.integers(0, buffer_size, size=4096).tolist()[::-1]
+        j = draws.pop()
+        buffer[j], item = item, buffer[j]
+        yield item
+    for j in rng.permutation(len(buffer)).tolist():
+        yield buffer[j]
+
+
+def _batches(items: Iterator[Any], length: int, size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Padded batches of up to `size` instances (the last one may be smaller)."""
+    chunk: list[Any] = []
+    for item in itertools.chain(items, [None]):
+        if item is not None:
+            chunk.append(item)
+        if chunk and (len(chunk) == size or item is None):
+            yield features.pad_batch(chunk, length)
+            chunk = []
 
 
 def _unit_records(
@@ -203,15 +231,17 @@ def _unit_records(
 
     cache = os.path.join(work_dir, f"unit-{unit.key:016x}")
     documents = _document_dataset(unit, config, tokenizer, stats, failures, cache)
-    signature = features.padded_signature(config.max_seq_length)
-    instances = tf.data.Dataset.from_generator(
-        lambda: _capturing(_instances(unit, config, tokenizer, documents), failures),
-        output_signature=signature,
-    )
+    signature = features.batch_signature(config.max_seq_length)
     shuffle_seed = _key("shuffle", config.seed, unit.key)
-    batches = instances.shuffle(
-        SHUFFLE_BUFFER, seed=shuffle_seed, reshuffle_each_iteration=False
-    ).batch(features.MASK_BATCH)
+
+    def batches_of_unit() -> Iterator[dict[str, np.ndarray]]:
+        instances = _instances(unit, config, tokenizer, documents)
+        shuffled = _shuffled(instances, shuffle_seed, SHUFFLE_BUFFER)
+        yield from _batches(shuffled, config.max_seq_length, features.MASK_BATCH)
+
+    batches = tf.data.Dataset.from_generator(
+        lambda: _capturing(batches_of_unit(), failures), output_signature=signature
+    )
     if config.masking == "static":
         batches = features.mask_batches(
             batches.enumerate(),
