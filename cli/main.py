@@ -77,7 +77,7 @@ def main() -> None:
     type=click.IntRange(1),
     default=1,
     show_default=True,
-    help="Beam workers (direct: local worker processes).",
+    help="Units built in parallel: worker processes (local, direct) or Beam workers.",
 )
 @click.option(
     "--beam-option",

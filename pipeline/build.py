@@ -32,7 +32,7 @@ from pretrain_records.pipeline.instances import (
 from pretrain_records.pipeline.writer import ShardWriter, shard_name
 
 TARGET_SHARD_BYTES = 128 << 20
-UNIT_INPUT_BYTES = 64 << 20  # `text` files are grouped into units of about this size
+UNIT_INPUT_BYTES = 16 << 20  # `text` files are grouped into units of at most about this size
 SHUFFLE_BUFFER = 10_000  # instances shuffled within a unit, in a bounded buffer
 
 Log = Callable[[str], None]
@@ -65,7 +65,7 @@ def group_units(
     current: list[sources.InputFile] = []
     size = 0
     for f in files:
-        boundary = zlib.crc32(os.path.basename(f.path).encode()) % 8 == 0
+        boundary = zlib.crc32(os.path.basename(f.path).encode()) % 4 == 0
         if current and len(current) >= 2 and (boundary or size >= UNIT_INPUT_BYTES):
             units.append(current)
             current, size = [], 0
@@ -421,6 +421,8 @@ def _build_unit(
                 on_record(1)
             if j == 50:
                 _checkpoint("shard")
+            if _parent_pid is not None and j % 4096 == 0 and os.getppid() != _parent_pid:
+                raise SystemExit("the build that started this worker is gone")
         infos = [w.close() for w in writers]
     except tf.errors.OpError as error:
         for w in writers:
@@ -508,6 +510,44 @@ def run(
         return _run_locked(out, runner, config, files, units, force, log, on_record, started)
 
 
+def _build_in_processes(
+    pending: dict[str, Unit],
+    out: str,
+    config: BuildConfig,
+    model: bytes,
+    workers: int,
+    log: Log,
+) -> None:
+    """Builds units in parallel worker processes (spawned: TensorFlow does not survive fork)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    count = min(workers, len(pending))
+    log(f"building {len(pending)} units in {count} worker processes")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(count, mp_context=context) as pool:
+        futures = [
+            pool.submit(_build_unit_in_worker, unit, fp, config, model, out, os.getpid())
+            # Largest first: the long units start early, small ones fill the gaps.
+            for fp, unit in sorted(
+                pending.items(), key=lambda item: (-item[1].input_bytes, item[0])
+            )
+        ]
+        for future in as_completed(futures):
+            future.result()  # re-raises a worker's error here
+
+
+def _build_unit_in_worker(
+    unit: Unit, fp: str, config: BuildConfig, model: bytes, out: str, parent: int
+) -> None:
+    global _parent_pid
+    _parent_pid = parent
+    _build_unit(unit, fp, config, tokenize.Tokenizer(model, name="spm.model"), out, None)
+
+
+_parent_pid: int | None = None
+
+
 def _staged_record(out: str, fp: str) -> dict[str, Any] | None:
     """The record of a unit whose shards are complete in staging, else None."""
     done = state.read_json(state.private_dir(out, "units", f"{fp}.json")) or {}
@@ -593,11 +633,13 @@ def _run_locked(
             lambda fp: _staged_record(out, fp) is not None,
             log,
         )
+    if pending and runner.name == "local" and runner.workers > 1 and len(pending) > 1:
+        _build_in_processes(pending, out, config, tokenizer.model_proto, runner.workers, log)
     for record in records_by_unit:
         fp = record["fingerprint"]
         if fp not in pending:
             continue
-        built = _staged_record(out, fp) if runner.name != "local" else None
+        built = _staged_record(out, fp) if runner.name != "local" or runner.workers > 1 else None
         if built is None:
             unit = pending[fp]
             log(f"building unit {unit.key:016x} ({len(unit.files)} files)")

@@ -18,7 +18,7 @@ def local_build(tmp_path, three_files):
     return out
 
 
-def test_direct_runner_on_one_and_two_workers_gives_the_local_bytes(
+def test_direct_runner_and_local_worker_processes_give_the_local_bytes(
     tmp_path,
     three_files,
     local_build,
@@ -26,8 +26,8 @@ def test_direct_runner_on_one_and_two_workers_gives_the_local_bytes(
     model = local_build / "spm.model"
     expected = shard_hashes(local_build)
     assert len(expected) == 3
-    for workers in (1, 2):
-        out = tmp_path / f"direct-{workers}"
+    for runner, workers in (("direct", 1), ("direct", 2), ("local", 2)):
+        out = tmp_path / f"{runner}-{workers}"
         summary = json.loads(
             run_cli(
                 "build",
@@ -36,7 +36,7 @@ def test_direct_runner_on_one_and_two_workers_gives_the_local_bytes(
                 out,
                 *ARGS,
                 "--runner",
-                "direct",
+                runner,
                 "--workers",
                 workers,
                 "--json",
