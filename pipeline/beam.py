@@ -88,6 +88,50 @@ class _BuildUnit:
         yield fingerprint
 
 
+def _pipeline(beam: Any, runner: Any, options: Any, fingerprints: list[str], body: Any) -> Any:
+    class BuildUnitFn(beam.DoFn):
+        def setup(self) -> None:
+            body.setup()
+
+        def process(self, fingerprint: str) -> Any:
+            yield from body.process(fingerprint)
+
+    try:
+        pipeline = beam.Pipeline(runner=runner, options=options)
+    except ValueError as error:  # Beam's validation of the pipeline options
+        from pretrain_records.pipeline.config import ConfigError
+
+        problems = " ".join(line.strip() for line in str(error).splitlines()[1:] if line.strip())
+        raise ConfigError(f"--beam-option: {problems or error}") from None
+    _ = (
+        pipeline
+        | "Units" >> beam.Create(fingerprints)
+        | "Spread" >> beam.Reshuffle()
+        | "Build" >> beam.ParDo(BuildUnitFn())
+    )
+    return pipeline
+
+
+def describe(
+    pending: dict[str, Any],
+    out: str,
+    config: Any,
+    runner: str,
+    workers: int,
+    options: dict[str, str],
+) -> dict[str, Any]:
+    """Dry run: the job graph for `runner`, built and serialized offline, never submitted."""
+    beam = _import_beam()
+    beam_runner, beam_options = pipeline_options(runner, workers, options)
+    body = _BuildUnit(out, config, b"", pending)
+    pipeline = _pipeline(beam, beam_runner, beam_options, sorted(pending), body)
+    proto = pipeline.to_runner_api()
+    names = sorted(
+        t.unique_name for t in proto.components.transforms.values() if "/" not in t.unique_name
+    )
+    return {"runner": runner, "transforms": names, "graph_bytes": proto.ByteSize()}
+
+
 def build_units(
     pending: dict[str, Any],
     out: str,
@@ -107,25 +151,11 @@ def build_units(
 
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     body = _BuildUnit(out, config, model, pending)
-
-    class BuildUnitFn(beam.DoFn):
-        def setup(self) -> None:
-            body.setup()
-
-        def process(self, fingerprint: str) -> Any:
-            yield from body.process(fingerprint)
-
     remaining = sorted(pending)
     for attempt in range(1, ATTEMPTS + 1):
         beam_runner, beam_options = pipeline_options(runner, workers, options)
         try:
-            with beam.Pipeline(runner=beam_runner, options=beam_options) as pipeline:
-                _ = (
-                    pipeline
-                    | "Units" >> beam.Create(remaining)
-                    | "Spread" >> beam.Reshuffle()
-                    | "Build" >> beam.ParDo(BuildUnitFn())
-                )
+            _pipeline(beam, beam_runner, beam_options, remaining, body).run().wait_until_finish()
             return
         except Exception as error:  # a worker failure surfaces here, whatever its type
             remaining = [fp for fp in remaining if not done(fp)]

@@ -496,7 +496,7 @@ def run(
     total_shards = sum(u.shards for u in units)
     log(f"{len(files)} input files, {len(units)} work units, {total_shards} shards")
     if dry_run:
-        return {
+        summary: dict[str, Any] = {
             "status": "dry-run",
             "output": out,
             "inputs": len(files),
@@ -505,6 +505,14 @@ def run(
                 shard_name(i, total_shards, config.compression) for i in range(total_shards)
             ],
         }
+        if runner.name != "local":
+            from pretrain_records.pipeline import beam
+
+            pending = {f"{u.key:016x}": u for u in units}
+            summary["beam"] = beam.describe(
+                pending, out, config, runner.name, runner.workers, runner.options
+            )
+        return summary
     os.makedirs(out, exist_ok=True)
     with state.locked(out):
         return _run_locked(out, runner, config, files, units, force, log, on_record, started)

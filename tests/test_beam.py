@@ -75,3 +75,44 @@ def test_without_beam_the_error_names_the_extra(tmp_path, three_files):
     assert "pip install 'make-pretrain-records[beam]'" in one_error_line(result.stderr)
     # The local runner never imports Beam.
     run_cli("build", three_files, "-o", tmp_path / "out", *ARGS, env=env)
+
+
+def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, three_files):
+    result = run_cli(
+        "build",
+        three_files,
+        "-o",
+        tmp_path / "out",
+        *ARGS,
+        "--runner",
+        "dataflow",
+        "--workers",
+        4,
+        "--beam-option",
+        "project=example-project",
+        "--beam-option",
+        "region=us-central1",
+        "--beam-option",
+        "temp_location=gs://example-bucket/tmp",
+        "--dry-run",
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "dry-run" and summary["units"] == 3
+    assert summary["beam"]["runner"] == "dataflow"
+    assert {"Units", "Spread", "Build"} <= set(summary["beam"]["transforms"])
+    assert summary["beam"]["graph_bytes"] > 1000
+    assert not (tmp_path / "out").exists()
+    bad = run_cli(
+        "build",
+        three_files,
+        "-o",
+        tmp_path / "out",
+        "--runner",
+        "dataflow",
+        "--beam-option",
+        "temp_location=gs://b/tmp",
+        "--dry-run",
+        check=2,
+    )
+    assert "--beam-option: Invalid GCS bucket (gs://b/tmp)" in one_error_line(bad.stderr)
