@@ -65,16 +65,24 @@ def _concat(sentences: list[Sentence]) -> tuple[np.ndarray, np.ndarray]:
 def _truncate_pair(
     a: list[np.ndarray], b: list[np.ndarray], max_tokens: int, rng: np.random.Generator
 ) -> None:
-    """BERT's truncate_seq_pair on [ids, flags] pairs: trim the longer side, a random end."""
-    while True:
-        total = len(a[0]) + len(b[0])
-        if total <= max_tokens:
-            return
-        longer = a if len(a[0]) > len(b[0]) else b
-        if rng.random() < 0.5:
-            longer[0], longer[1] = longer[0][1:], longer[1][1:]
+    """BERT's truncate_seq_pair on [ids, flags] pairs: one token at a time from the longer side
+    (B on a tie), from its front or back by a coin. Counted on integers, sliced once."""
+    la, lb = len(a[0]), len(b[0])
+    excess = la + lb - max_tokens
+    if excess <= 0:
+        return
+    fronts = (rng.random(excess) < 0.5).tolist()
+    cut = {"a": [0, 0], "b": [0, 0]}  # tokens dropped at the [front, back]
+    for front in fronts:
+        side = "a" if la > lb else "b"
+        cut[side][0 if front else 1] += 1
+        if side == "a":
+            la -= 1
         else:
-            longer[0], longer[1] = longer[0][:-1], longer[1][:-1]
+            lb -= 1
+    for pair, (head, tail) in ((a, cut["a"]), (b, cut["b"])):
+        end = len(pair[0]) - tail
+        pair[0], pair[1] = pair[0][head:end], pair[1][head:end]
 
 
 def _assemble(
