@@ -108,10 +108,11 @@ def main() -> None:
         model = f"{prefix}.model"
         floor = floor_seconds(model, english, korean)
         rows = []
-        for label, inputs, nbytes, dupe in [
-            ("x1, dupe 1", (english, korean), size, 1),
-            ("x1, dupe 5", (english, korean), size, 5),
-            ("x4, dupe 1", (english4, korean4), size4, 1),
+        for label, inputs, nbytes, dupe, workers in [
+            ("x1, dupe 1", (english, korean), size, 1, 1),
+            ("x1, dupe 5", (english, korean), size, 5, 1),
+            ("x4, dupe 1", (english4, korean4), size4, 1, 1),
+            ("x4, dupe 1, 2 workers", (english4, korean4), size4, 1, 2),
         ]:
             out = root / "out"
             shutil.rmtree(out, ignore_errors=True)
@@ -135,6 +136,8 @@ def main() -> None:
                         "--language",
                         "en" if fmt == "text" else "ko",
                         "-q",
+                        "--workers",
+                        str(workers),
                     ]
                 )
                 seconds += s
@@ -147,13 +150,13 @@ def main() -> None:
     )
     print(f"floor (import tensorflow + SentencePiece encoding on 2 cores): {floor:.1f} s")
     print(
-        f"{'':12} {'wall s':>8} {'records':>9} {'inst/s':>8} {'MB/s':>6} {'peak MB':>8} "
+        f"{'':22} {'wall s':>8} {'records':>9} {'inst/s':>8} {'MB/s':>6} {'peak MB':>8} "
         f"{'x floor':>8}"
     )
     for label, seconds, records, nbytes, peak in rows:
         ratio = seconds / (floor * (4 if label.startswith("x4") else 1))
         print(
-            f"{label:12} {seconds:8.1f} {records:9d} {records / seconds:8.0f} "
+            f"{label:22} {seconds:8.1f} {records:9d} {records / seconds:8.0f} "
             f"{nbytes / 1e6 / seconds:6.2f} {peak:8.0f} {ratio:8.2f}"
         )
     x1 = next(r for r in rows if r[0] == "x1, dupe 1")
