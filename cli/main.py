@@ -198,11 +198,11 @@ def train_tokenizer(
     from pretrain_records.cli.report import Reporter
 
     def run() -> None:
-        from pretrain_records.pipeline import build as build_lib
         from pretrain_records.pipeline import sources, tokenize
+        from pretrain_records.pipeline.records import train_tokenizer_on
 
         paths = sources.expand_inputs(list(inputs))
-        proto, vocab = build_lib.train_tokenizer_on(paths, config, sources.ReadStats())
+        proto, vocab = train_tokenizer_on(paths, config, sources.ReadStats())
         tokenize.write_model(proto, vocab, prefix)
 
     _run_pipeline(run, Reporter())

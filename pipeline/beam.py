@@ -75,7 +75,7 @@ class _BuildUnit:
         self.tokenizer = Tokenizer(self.model, name="spm.model")
 
     def process(self, fingerprint: str) -> Any:
-        from pretrain_records.pipeline import build
+        from pretrain_records.pipeline.records import build_unit
 
         marker = os.environ.get("MPR_FAULT_WORKER_ONCE")
         if marker and not os.path.exists(marker):
@@ -84,7 +84,7 @@ class _BuildUnit:
                 stream.write(fingerprint)
             raise RuntimeError(f"injected worker fault in unit {fingerprint}")
         unit = self.units[fingerprint]
-        build._build_unit(unit, fingerprint, self.config, self.tokenizer, self.out, None)
+        build_unit(unit, fingerprint, self.config, self.tokenizer, self.out, None)
         yield fingerprint
 
 

@@ -1,8 +1,8 @@
-"""The build: input files -> work units -> tf.data -> masked, serialized, sharded records.
+"""The build: plan work units, reuse what is complete, build the rest, publish, manifest last.
 
-A work unit is a group of input files; its shards depend only on its files' bytes, the config
-and the seed (every random draw is keyed by the unit's key, not by its position), which is what
-lets a rerun reuse the shards of unchanged units.
+Units are built by `records` (in this process, in worker processes, or on Beam); publication
+renames every shard into place with a journal, so a kill at any point leaves a state the next
+run finishes, byte-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -10,324 +10,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
-import json
-import math
 import os
 import shutil
 import time
-import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from pretrain_records.pipeline import features, manifest, sources, state, tokenize
 from pretrain_records.pipeline.config import BuildConfig, ConfigError, to_yaml
-from pretrain_records.pipeline.instances import (
-    InstanceSettings,
-    RandomDocumentPool,
-    document_rng,
-    instances_from_document,
+from pretrain_records.pipeline.records import (
+    build_in_processes,
+    build_unit,
+    checkpoint,
+    staged_record,
+    train_tokenizer_on,
 )
-from pretrain_records.pipeline.writer import ShardWriter, shard_name
-
-TARGET_SHARD_BYTES = 128 << 20
-UNIT_INPUT_BYTES = 16 << 20  # `text` files are grouped into units of at most about this size
-SHUFFLE_BUFFER = 10_000  # instances shuffled within a unit, in a bounded buffer
+from pretrain_records.pipeline.units import Unit, plan, unit_fingerprint
+from pretrain_records.pipeline.writer import shard_name
 
 Log = Callable[[str], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Unit:
-    key: int  # 63-bit, from the unit's file names: stable when other files come and go
-    files: tuple[sources.InputFile, ...]
-    shards: int
-
-    @property
-    def input_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-
-def _key(*parts: Any) -> int:
-    digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def group_units(
-    files: list[sources.InputFile], config: BuildConfig
-) -> list[list[sources.InputFile]]:
-    """One unit per file, except `text` (one document per file): files grouped by a
-    content-defined rule on their names, so adding or removing a file changes one unit."""
-    if config.input_format != "text":
-        return [[f] for f in files]
-    units: list[list[sources.InputFile]] = []
-    current: list[sources.InputFile] = []
-    size = 0
-    for f in files:
-        boundary = zlib.crc32(os.path.basename(f.path).encode()) % 4 == 0
-        if current and len(current) >= 2 and (boundary or size >= UNIT_INPUT_BYTES):
-            units.append(current)
-            current, size = [], 0
-        current.append(f)
-        size += f.size
-    if current:
-        units.append(current)
-    return units
-
-
-def _estimated_record_bytes(f: sources.InputFile, config: BuildConfig) -> float:
-    compressed = f.path.endswith((".gz", ".bz2"))
-    expansion = 2.0 * (3.0 if compressed else 1.0)
-    passes = config.dupe_factor if config.masking == "static" else 1
-    return f.size * expansion * passes
-
-
-def plan(files: list[sources.InputFile], config: BuildConfig) -> list[Unit]:
-    """Work units and their shard counts (`num_shards` auto, or a total split by size)."""
-    groups = group_units(files, config)
-    estimates = [sum(_estimated_record_bytes(f, config) for f in g) for g in groups]
-    if config.num_shards == "auto":
-        counts = [max(1, math.ceil(e / TARGET_SHARD_BYTES)) for e in estimates]
-    else:
-        total = int(config.num_shards)
-        if total < len(groups):
-            raise sources.SourceError(
-                f"num_shards {total} is fewer than the {len(groups)} work units of these inputs "
-                "(one per file, `text` files grouped): use num_shards auto or a larger number"
-            )
-        counts = _largest_remainder([max(e, 1.0) for e in estimates], total)
-    return [
-        Unit(key=_key(*(os.path.basename(f.path) for f in g), len(g)), files=tuple(g), shards=c)
-        for g, c in zip(groups, counts, strict=True)
-    ]
-
-
-def _largest_remainder(weights: list[float], total: int) -> list[int]:
-    """`total` split proportionally to `weights`, at least 1 each."""
-    spare = total - len(weights)
-    exact = [w / sum(weights) * spare for w in weights]
-    counts = [1 + int(e) for e in exact]
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - int(exact[i])), i))
-    for i in order[: total - sum(counts)]:
-        counts[i] += 1
-    return counts
-
-
-def _document_dataset(
-    unit: Unit,
-    config: BuildConfig,
-    tokenizer: tokenize.Tokenizer,
-    stats: sources.ReadStats,
-    failures: list[BaseException],
-    cache_path: str,
-) -> Any:
-    """tf.data: files interleaved -> documents read and tokenized (batched per document) ->
-    cached on disk, so every dupe pass reuses the tokenized text."""
-    import tensorflow as tf
-
-    splitter = sources.make_splitter(config.language)
-    word_start = tokenizer.word_start
-
-    def generate(path: bytes) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        try:
-            for document in sources.read_documents(
-                path.decode(),
-                config.input_format,
-                splitter,
-                stats,
-                config.jsonl_field,
-                config.bad_lines,
-            ):
-                encoded = [ids for ids in tokenizer.encode(document) if ids]
-                if not encoded:
-                    continue
-                ids = np.fromiter((i for s in encoded for i in s), np.int32)
-                yield ids, word_start[ids], np.array([len(s) for s in encoded], np.int32)
-                _checkpoint("tokenizing")
-        except BaseException as error:  # re-raised by the caller, with its own message
-            failures.append(error)
-            raise
-
-    signature = (
-        tf.TensorSpec([None], tf.int32),
-        tf.TensorSpec([None], tf.int8),
-        tf.TensorSpec([None], tf.int32),
-    )
-    paths = tf.data.Dataset.from_tensor_slices([f.path for f in unit.files])
-    documents = paths.interleave(
-        lambda p: tf.data.Dataset.from_generator(generate, args=(p,), output_signature=signature),
-        cycle_length=min(2, len(unit.files)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-    return documents.cache(cache_path).prefetch(4)
-
-
-def _documents(dataset: Any) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
-    for ids, flags, lengths in dataset.as_numpy_iterator():
-        cuts = np.cumsum(lengths)[:-1]
-        yield list(zip(np.split(ids, cuts), np.split(flags, cuts), strict=True))
-
-
-def _instances(
-    unit: Unit, config: BuildConfig, tokenizer: tokenize.Tokenizer, documents: Any
-) -> Iterator[Any]:
-    settings = InstanceSettings(
-        max_seq_length=config.max_seq_length,
-        short_seq_prob=config.short_seq_prob,
-        sentence_task=config.sentence_task,
-        cls_id=tokenizer.cls_id,
-        sep_id=tokenizer.sep_id,
-    )
-    passes = config.dupe_factor if config.masking == "static" else 1
-    for dupe_pass in range(passes):
-        stream = _documents(documents)
-        pool = RandomDocumentPool(stream) if config.sentence_task == "nsp" else None
-        for index, document in enumerate(pool if pool is not None else stream):
-            rng = document_rng(config.seed, unit.key, dupe_pass, index)
-            yield from instances_from_document(document, pool, rng, settings)
-
-
-def _shuffled(items: Iterator[Any], seed: int, buffer_size: int) -> Iterator[Any]:
-    """A bounded, seeded shuffle buffer (as tf.data's shuffle, without its per-element cost)."""
-    rng = np.random.Generator(np.random.Philox(key=[seed, 0]))
-    buffer: list[Any] = []
-    draws: list[int] = []
-    for item in items:
-        if len(buffer) < buffer_size:
-            buffer.append(item)
-            continue
-        if not draws:
-            draws = rng.integers(0, buffer_size, size=4096).tolist()[::-1]
-        j = draws.pop()
-        buffer[j], item = item, buffer[j]
-        yield item
-    for j in rng.permutation(len(buffer)).tolist():
-        yield buffer[j]
-
-
-def _batches(items: Iterator[Any], length: int, size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Padded batches of up to `size` instances (the last one may be smaller)."""
-    chunk: list[Any] = []
-    for item in itertools.chain(items, [None]):
-        if item is not None:
-            chunk.append(item)
-        if chunk and (len(chunk) == size or item is None):
-            yield features.pad_batch(chunk, length)
-            chunk = []
-
-
-def _unit_records(
-    unit: Unit,
-    config: BuildConfig,
-    tokenizer: tokenize.Tokenizer,
-    stats: sources.ReadStats,
-    failures: list[BaseException],
-    work_dir: str,
-) -> Iterator[bytes]:
-    """Serialized records of one unit, in their deterministic order."""
-    import tensorflow as tf
-
-    cache = os.path.join(work_dir, f"unit-{unit.key:016x}")
-    documents = _document_dataset(unit, config, tokenizer, stats, failures, cache)
-    signature = features.batch_signature(config.max_seq_length)
-    shuffle_seed = _key("shuffle", config.seed, unit.key)
-
-    def batches_of_unit() -> Iterator[dict[str, np.ndarray]]:
-        instances = _instances(unit, config, tokenizer, documents)
-        shuffled = _shuffled(instances, shuffle_seed, SHUFFLE_BUFFER)
-        yield from _batches(shuffled, config.max_seq_length, features.MASK_BATCH)
-
-    batches = tf.data.Dataset.from_generator(
-        lambda: _capturing(batches_of_unit(), failures), output_signature=signature
-    )
-    if config.masking == "static":
-        batches = features.mask_batches(
-            batches.enumerate(),
-            config,
-            tokenizer.special_ids,
-            tokenizer.mask_id,
-            tokenizer.vocab_size,
-            seed0=_key("mask", config.seed, unit.key),
-        )
-    for batch in batches.prefetch(2).as_numpy_iterator():
-        yield from features.serialize(batch, config)
-
-
-def _capturing(items: Iterator[Any], failures: list[BaseException]) -> Iterator[Any]:
-    """Records an exception raised inside a tf.data generator, which TF would re-wrap."""
-    try:
-        yield from items
-    except BaseException as error:
-        failures.append(error)
-        raise
-
-
-def _raise_first(failures: list[BaseException], error: BaseException) -> None:
-    if failures:
-        raise failures[0] from None
-    raise error
-
-
-def train_tokenizer_on(
-    paths: list[str], config: BuildConfig, stats: sources.ReadStats
-) -> tuple[bytes, bytes]:
-    """Trains a SentencePiece model on the sentences of `paths`."""
-    splitter = sources.make_splitter(config.language)
-
-    def sentences() -> Iterator[str]:
-        for path in paths:
-            for document in sources.read_documents(
-                path, config.input_format, splitter, stats, config.jsonl_field, config.bad_lines
-            ):
-                yield from document
-
-    stream = sentences()
-    first = next(stream, None)
-    if first is None:
-        raise sources.DataError(
-            f"no text to build from: the {len(paths)} input files hold no sentences "
-            f"(empty files: {stats.empty_files}); is the input empty or its input_format wrong?"
-        )
-    return tokenize.train(itertools.chain([first], stream), config.vocab_size, config.seed)
-
-
-_checkpoints: dict[str, int] = {}
-
-
-def _checkpoint(name: str) -> None:
-    """Test hook: with MPR_PAUSE_AT=name (or name#n, the n-th time), announce the point on
-    stderr and wait there to be killed."""
-    wanted = os.environ.get("MPR_PAUSE_AT")
-    if not wanted:
-        return
-    point, _, nth = wanted.partition("#")
-    if point != name:
-        return
-    _checkpoints[name] = _checkpoints.get(name, 0) + 1
-    if _checkpoints[name] == int(nth or 1):
-        import sys
-
-        print(f"MPR-PAUSED {name}", file=sys.stderr, flush=True)
-        time.sleep(3600)
-
-
-def _unit_fingerprint(unit: Unit, config: BuildConfig, tokenizer_sha: str) -> str:
-    settings = {k: v for k, v in config.to_dict().items() if k != "bad_lines"}
-    return hashlib.sha256(
-        json.dumps(
-            {
-                "format": manifest.FORMAT,
-                "config": settings,
-                "tokenizer": tokenizer_sha,
-                "unit": unit.key,
-                "files": [[os.path.basename(f.path), f.sha256] for f in unit.files],
-                "shards": unit.shards,
-            },
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:32]
 
 
 def _check_config(out: str, config: BuildConfig, force: bool) -> None:
@@ -390,59 +91,6 @@ def _tokenizer(
         state.private_dir(out, "tokenizer.json"), {"sha256": hashlib.sha256(proto).hexdigest()}
     )
     return tokenizer, vocab, "trained"
-
-
-def _build_unit(
-    unit: Unit,
-    fp: str,
-    config: BuildConfig,
-    tokenizer: tokenize.Tokenizer,
-    out: str,
-    on_record: Callable[[int], None] | None,
-) -> dict[str, Any]:
-    """Writes a unit's shards into staging; returns its record (also saved as units/<fp>.json)."""
-    import tensorflow as tf
-
-    units_dir = state.private_dir(out, "units")
-    cache_dir = state.private_dir(out, "cache")
-    os.makedirs(cache_dir, exist_ok=True)
-    for name in os.listdir(cache_dir):  # a killed run's cache may be incomplete
-        if name.startswith(f"unit-{unit.key:016x}"):
-            os.remove(os.path.join(cache_dir, name))
-    stats = sources.ReadStats()
-    failures: list[BaseException] = []
-    writers = [ShardWriter(units_dir, f"{fp}-{k}", config.compression) for k in range(unit.shards)]
-    try:
-        for j, record in enumerate(
-            _unit_records(unit, config, tokenizer, stats, failures, cache_dir)
-        ):
-            writers[j % unit.shards].write(record)
-            if on_record is not None:
-                on_record(1)
-            if j == 50:
-                _checkpoint("shard")
-            if _parent_pid is not None and j % 4096 == 0 and os.getppid() != _parent_pid:
-                raise SystemExit("the build that started this worker is gone")
-        infos = [w.close() for w in writers]
-    except tf.errors.OpError as error:
-        for w in writers:
-            w.abort()
-        _raise_first(failures, error)
-        raise
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-    for name in os.listdir(cache_dir):
-        if name.startswith(f"unit-{unit.key:016x}"):
-            os.remove(os.path.join(cache_dir, name))
-    record = {
-        "fingerprint": fp,
-        "staged": [i.to_dict() for i in infos],
-        "stats": dataclasses.asdict(stats),
-    }
-    state.write_json(os.path.join(units_dir, f"{fp}.json"), record)
-    return record
 
 
 def _intact(out: str, shards: list[dict[str, Any]]) -> bool:
@@ -518,54 +166,6 @@ def run(
         return _run_locked(out, runner, config, files, units, force, log, on_record, started)
 
 
-def _build_in_processes(
-    pending: dict[str, Unit],
-    out: str,
-    config: BuildConfig,
-    model: bytes,
-    workers: int,
-    log: Log,
-) -> None:
-    """Builds units in parallel worker processes (spawned: TensorFlow does not survive fork)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    count = min(workers, len(pending))
-    log(f"building {len(pending)} units in {count} worker processes")
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(count, mp_context=context) as pool:
-        futures = [
-            pool.submit(_build_unit_in_worker, unit, fp, config, model, out, os.getpid())
-            # Largest first: the long units start early, small ones fill the gaps.
-            for fp, unit in sorted(
-                pending.items(), key=lambda item: (-item[1].input_bytes, item[0])
-            )
-        ]
-        for future in as_completed(futures):
-            future.result()  # re-raises a worker's error here
-
-
-def _build_unit_in_worker(
-    unit: Unit, fp: str, config: BuildConfig, model: bytes, out: str, parent: int
-) -> None:
-    global _parent_pid
-    _parent_pid = parent
-    _build_unit(unit, fp, config, tokenize.Tokenizer(model, name="spm.model"), out, None)
-
-
-_parent_pid: int | None = None
-
-
-def _staged_record(out: str, fp: str) -> dict[str, Any] | None:
-    """The record of a unit whose shards are complete in staging, else None."""
-    done = state.read_json(state.private_dir(out, "units", f"{fp}.json")) or {}
-    if "staged" in done and all(
-        os.path.exists(state.private_dir(out, "units", s["name"])) for s in done["staged"]
-    ):
-        return done
-    return None
-
-
 @dataclasses.dataclass(frozen=True)
 class Runner:
     """Where missing units are built: `local` (this process) or a Beam runner."""
@@ -605,7 +205,7 @@ def _run_locked(
     records_by_unit: list[dict[str, Any]] = []
     reused, rebuilt = [], []
     for unit in units:
-        fp = _unit_fingerprint(unit, config, tokenizer_sha)
+        fp = unit_fingerprint(unit, config, tokenizer_sha)
         done = state.read_json(state.private_dir(out, "units", f"{fp}.json")) or {}
         if "staged" in done and all(
             os.path.exists(state.private_dir(out, "units", s["name"])) for s in done["staged"]
@@ -638,20 +238,20 @@ def _run_locked(
             runner.name,
             runner.workers,
             runner.options,
-            lambda fp: _staged_record(out, fp) is not None,
+            lambda fp: staged_record(out, fp) is not None,
             log,
         )
     if pending and runner.name == "local" and runner.workers > 1 and len(pending) > 1:
-        _build_in_processes(pending, out, config, tokenizer.model_proto, runner.workers, log)
+        build_in_processes(pending, out, config, tokenizer.model_proto, runner.workers, log)
     for record in records_by_unit:
         fp = record["fingerprint"]
         if fp not in pending:
             continue
-        built = _staged_record(out, fp) if runner.name != "local" or runner.workers > 1 else None
+        built = staged_record(out, fp) if runner.name != "local" or runner.workers > 1 else None
         if built is None:
             unit = pending[fp]
             log(f"building unit {unit.key:016x} ({len(unit.files)} files)")
-            built = _build_unit(unit, fp, config, tokenizer, out, on_record)
+            built = build_unit(unit, fp, config, tokenizer, out, on_record)
         record.update(built)
 
     # Publication: every shard of the new build under its public name, in three steps, with a
@@ -746,7 +346,7 @@ def _run_locked(
         "bad_lines": stats.skipped_lines,
         "split_long_lines": stats.split_long_lines,
     }
-    _checkpoint("manifest")
+    checkpoint("manifest")
     manifest.write(
         out,
         {
