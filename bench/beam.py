@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from end_to_end import CLI, make_slice
+from end_to_end import CLI, make_slice, train_tokenizer_command
 
 
 def main() -> None:
@@ -24,19 +24,7 @@ def main() -> None:
         size = sum(p.stat().st_size for p in english.iterdir())
         prefix = root / "spm"
         subprocess.run(
-            [
-                str(CLI),
-                "train-tokenizer",
-                str(english),
-                "-o",
-                str(prefix),
-                "--vocab-size",
-                "32000",
-                "--input-format",
-                "text",
-            ],
-            check=True,
-            stderr=subprocess.DEVNULL,
+            train_tokenizer_command(english, prefix), check=True, stderr=subprocess.DEVNULL
         )
         rows, digests = [], set()
         for runner, workers in (("local", 1), ("local", 2), ("direct", 1), ("direct", 2)):

@@ -47,6 +47,21 @@ def make_slice(root: Path, scale: int = 1) -> tuple[Path, Path, int]:
     return english, korean, total + korean.stat().st_size
 
 
+def train_tokenizer_command(text_dir: Path, prefix: Path) -> list[str]:
+    """The CLI call training the benchmarks' 32k SentencePiece model on `text` files."""
+    return [
+        str(CLI),
+        "train-tokenizer",
+        str(text_dir),
+        "-o",
+        str(prefix),
+        "--vocab-size",
+        "32000",
+        "--input-format",
+        "text",
+    ]
+
+
 def timed(command: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MB of the child) of a command."""
     code = (
@@ -91,19 +106,7 @@ def main() -> None:
         english, korean, size = make_slice(root)
         english4, korean4, size4 = make_slice(root, scale=4)
         prefix = root / "spm"
-        seconds_tok, _ = timed(
-            [
-                str(CLI),
-                "train-tokenizer",
-                str(english),
-                "-o",
-                str(prefix),
-                "--vocab-size",
-                "32000",
-                "--input-format",
-                "text",
-            ]
-        )
+        seconds_tok, _ = timed(train_tokenizer_command(english, prefix))
         (english / "zz-korean.txt").unlink()
         model = f"{prefix}.model"
         floor = floor_seconds(model, english, korean)

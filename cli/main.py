@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from pretrain_records.cli import version
@@ -20,7 +20,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 EXIT_DATA, EXIT_USAGE, EXIT_LOCKED = 1, 2, 75
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     click.echo(f"make-pretrain-records: error: {message}", err=True)
     sys.exit(code)
 
@@ -47,7 +47,6 @@ def _resolve(config_file: str | None, values: dict[str, Any]) -> config_lib.Buil
         return config_lib.resolve(*layers)
     except config_lib.ConfigError as error:
         _fail(str(error), EXIT_USAGE)
-        raise  # unreachable
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

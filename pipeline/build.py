@@ -62,10 +62,7 @@ def _tokenizer(
     or a new one trained on the input."""
     if config.spm_model:
         tokenizer = tokenize.Tokenizer.load(config.spm_model)
-        vocab = "".join(
-            f"{tokenizer.processor.id_to_piece(i)}\t{tokenizer.processor.get_score(i):g}\n"
-            for i in range(tokenizer.vocab_size)
-        ).encode()
+        vocab = tokenize.vocab_text(tokenizer.processor)
         return tokenizer, vocab, "given"
     trained = state.read_json(state.private_dir(out, "tokenizer.json")) or {}
     model_path = os.path.join(out, "spm.model")
@@ -199,7 +196,7 @@ def _run_locked(
     unit_stats = {
         u.get("fingerprint"): u.get("stats", {}) for u in (previous or {}).get("units", [])
     }
-    owned = state.owned_public_files(out)
+    owned = state.owned_public_files(out, previous)
     total_shards = sum(u.shards for u in units)
 
     records_by_unit: list[dict[str, Any]] = []
@@ -256,19 +253,7 @@ def _run_locked(
 
     # Publication: every shard of the new build under its public name, in three steps, with a
     # journal so that a kill in between leaves files a rerun recognizes as its own.
-    targets: list[tuple[str, dict[str, Any], str]] = []  # (public name, info, unit fp)
-    first = 0
-    for unit, record in zip(units, records_by_unit, strict=True):
-        for k in range(unit.shards):
-            targets.append(
-                (
-                    shard_name(first + k, total_shards, config.compression),
-                    record,
-                    record["fingerprint"],
-                )
-            )
-        first += unit.shards
-    target_names = {t[0] for t in targets}
+    target_names = {shard_name(i, total_shards, config.compression) for i in range(total_shards)}
     for name in target_names - owned:
         if os.path.exists(os.path.join(out, name)):
             raise sources.DataError(

@@ -95,12 +95,9 @@ def _shards(value: Any) -> str | None:
         return None
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    problem = _int(1, 100000)(value)
-    return (
-        None
-        if problem is None
-        else "must be auto or an integer >= 1" + problem[problem.find(",") :]
-    )
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100000:
+        return f"must be auto or an integer in [1, 100000], got {value!r}"
+    return None
 
 
 # Each key's rule, and a one-line help that the CLI shows too.

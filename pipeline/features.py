@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,61 @@ def pad_batch(instances: list[Any], length: int) -> dict[str, np.ndarray]:
     }
 
 
+def parse_spec(features: dict[str, dict[str, Any]]) -> dict[str, tf.io.FixedLenFeature]:
+    """tf.io parsing spec of a manifest's `features` (see `feature_spec`)."""
+    return {
+        name: tf.io.FixedLenFeature(
+            meta["shape"], tf.float32 if meta["dtype"] == "float32" else tf.int64
+        )
+        for name, meta in features.items()
+    }
+
+
+def mask_padded(
+    ids: tf.Tensor,
+    boundary: tf.Tensor,
+    lengths: tf.Tensor,
+    seed: tf.Tensor,
+    config: BuildConfig,
+    special_ids: Sequence[int],
+    mask_id: int,
+    vocab_size: int,
+) -> dict[str, tf.Tensor]:
+    """NgramMask on padded rows [B, L] with real lengths [B]; row i draws from
+    (seed[0], seed[1] + i). Returns the masked ids [B, L] and the masked_lm_* features [B, P]
+    (positions and ids in the ids' dtype, weights float32)."""
+    from pretrain_records.ops import ngram_mask
+
+    predictions = config.max_predictions_per_seq
+    ragged_ids = tf.RaggedTensor.from_tensor(ids, lengths=lengths)
+    ragged_boundary = ragged_ids.with_values(
+        tf.RaggedTensor.from_tensor(boundary, lengths=lengths).values
+    )
+    masked, positions, labels = ngram_mask(
+        ragged_ids,
+        ragged_boundary,
+        seed,
+        max_n=config.max_n,
+        mask_ratio=config.mask_ratio,
+        max_predictions=predictions,
+        favor_shorter_ngram=config.favor_shorter_ngram,
+        whole_word=config.whole_word,
+        special_ids=special_ids,
+        mask_id=mask_id,
+        vocab_size=vocab_size,
+    )
+    return {
+        "input_ids": masked.to_tensor(default_value=0, shape=[None, config.max_seq_length]),
+        "masked_lm_positions": tf.cast(
+            positions.to_tensor(default_value=0, shape=[None, predictions]), ids.dtype
+        ),
+        "masked_lm_ids": labels.to_tensor(default_value=0, shape=[None, predictions]),
+        "masked_lm_weights": tf.sequence_mask(
+            positions.row_lengths(), predictions, dtype=tf.float32
+        ),
+    }
+
+
 def mask_batches(
     batches: tf.data.Dataset,
     config: BuildConfig,
@@ -92,41 +147,20 @@ def mask_batches(
     Row i of batch b draws from seed (seed0, b * MASK_BATCH + i): the masks of an instance
     depend on its position in the stream only, never on parallelism.
     """
-    from pretrain_records.ops import ngram_mask
-
-    predictions = config.max_predictions_per_seq
 
     def mask(index: tf.Tensor, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        lengths = batch["length"]
-        ids = tf.RaggedTensor.from_tensor(batch["input_ids"], lengths=lengths)
-        boundary = ids.with_values(
-            tf.RaggedTensor.from_tensor(batch["token_boundary"], lengths=lengths).values
-        )
         seed = tf.stack([tf.constant(seed0, tf.int64), index * MASK_BATCH])
-        masked, positions, labels = ngram_mask(
-            ids,
-            boundary,
+        masked = mask_padded(
+            batch["input_ids"],
+            batch["token_boundary"],
+            batch["length"],
             seed,
-            max_n=config.max_n,
-            mask_ratio=config.mask_ratio,
-            max_predictions=predictions,
-            favor_shorter_ngram=config.favor_shorter_ngram,
-            whole_word=config.whole_word,
-            special_ids=special_ids,
-            mask_id=mask_id,
-            vocab_size=vocab_size,
+            config,
+            special_ids,
+            mask_id,
+            vocab_size,
         )
-        length = config.max_seq_length
-        out = dict(batch)
-        out["input_ids"] = masked.to_tensor(default_value=0, shape=[None, length])
-        out["masked_lm_positions"] = tf.cast(
-            positions.to_tensor(default_value=0, shape=[None, predictions]), tf.int32
-        )
-        out["masked_lm_ids"] = labels.to_tensor(default_value=0, shape=[None, predictions])
-        out["masked_lm_weights"] = tf.sequence_mask(
-            positions.row_lengths(), predictions, dtype=tf.float32
-        )
-        return out
+        return {**batch, **masked}
 
     return batches.map(mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from pretrain_records.pipeline import features
 from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline.tokenize import Tokenizer
 from pretrain_records.pipeline.writer import COMPRESSION, file_digest
@@ -26,19 +27,15 @@ def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:
 
 
 def _dataset(manifest: dict[str, Any], shards: list[str]) -> tf.data.Dataset:
-    spec = {
-        name: tf.io.FixedLenFeature(
-            meta["shape"], tf.float32 if meta["dtype"] == "float32" else tf.int64
-        )
-        for name, meta in manifest["features"].items()
-    }
+    spec = features.parse_spec(manifest["features"])
     compression = COMPRESSION[manifest["config"]["compression"]]
     records = tf.data.TFRecordDataset(shards, compression_type=compression)
     return records.map(lambda r: tf.io.parse_single_example(r, spec))
 
 
 def _canonical(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    renamed = {"input_word_ids": "input_ids", "input_type_ids": "segment_ids"}
+    """Written names (v1 or v2) -> our canonical ones."""
+    renamed = {written: ours for ours, written in features.feature_names("v2").items()}
     return {renamed.get(k, k): v for k, v in example.items()}
 
 

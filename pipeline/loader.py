@@ -12,20 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import tensorflow as tf
+from pretrain_records.pipeline import features
 from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.writer import COMPRESSION
-
-MASKED = ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")
-
-
-def _parse_spec(features: dict[str, Any]) -> dict[str, tf.io.FixedLenFeature]:
-    return {
-        name: tf.io.FixedLenFeature(
-            meta["shape"], tf.float32 if meta["dtype"] == "float32" else tf.int64
-        )
-        for name, meta in features.items()
-    }
 
 
 def load_dataset(
@@ -76,7 +66,7 @@ def load_dataset(
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.repeat(epochs)
-    spec = _parse_spec(manifest["features"])
+    spec = features.parse_spec(manifest["features"])
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -106,41 +96,25 @@ def _dynamically_masked(
     batch_size: int,
     num_parallel_calls: int,
 ) -> tf.data.Dataset:
-    from pretrain_records.ops import ngram_mask
-
     ids_name = "input_word_ids" if config.feature_names == "v2" else "input_ids"
     tokenizer = manifest["tokenizer"]
-    predictions = config.max_predictions_per_seq
-    length = config.max_seq_length
 
     def mask(index: tf.Tensor, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         lengths = tf.reduce_sum(tf.cast(batch["input_mask"], tf.int32), axis=1)
-        ids = tf.RaggedTensor.from_tensor(batch[ids_name], lengths=lengths)
-        boundary = ids.with_values(
-            tf.RaggedTensor.from_tensor(batch["token_boundary"], lengths=lengths).values
-        )
         # Row i of batch b is element b * batch_size + i of the stream: its seed.
         row_seed = tf.stack([tf.constant(seed, tf.int64), index * batch_size])
-        masked, positions, labels = ngram_mask(
-            ids,
-            boundary,
+        masked = features.mask_padded(
+            batch[ids_name],
+            batch["token_boundary"],
+            lengths,
             row_seed,
-            max_n=config.max_n,
-            mask_ratio=config.mask_ratio,
-            max_predictions=predictions,
-            favor_shorter_ngram=config.favor_shorter_ngram,
-            whole_word=config.whole_word,
-            special_ids=tokenizer["special_ids"],
-            mask_id=tokenizer["mask_id"],
-            vocab_size=tokenizer["vocab_size"],
+            config,
+            tokenizer["special_ids"],
+            tokenizer["mask_id"],
+            tokenizer["vocab_size"],
         )
-        out = dict(batch)
-        out[ids_name] = masked.to_tensor(default_value=0, shape=[None, length])
-        out["masked_lm_positions"] = positions.to_tensor(default_value=0, shape=[None, predictions])
-        out["masked_lm_ids"] = labels.to_tensor(default_value=0, shape=[None, predictions])
-        out["masked_lm_weights"] = tf.sequence_mask(
-            positions.row_lengths(), predictions, dtype=tf.float32
-        )
+        masked_ids = masked.pop("input_ids")
+        out = {**batch, **masked, ids_name: masked_ids}
         for value in out.values():
             value.set_shape([batch_size, *value.shape[1:]])
         return out

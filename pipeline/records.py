@@ -12,7 +12,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from pretrain_records.pipeline import features, sources, state, tokenize
@@ -60,7 +60,7 @@ def _document_dataset(
                 encoded = [ids for ids in tokenizer.encode(document) if ids]
                 if not encoded:
                     continue
-                ids = np.fromiter((i for s in encoded for i in s), np.int32)
+                ids = np.fromiter(itertools.chain.from_iterable(encoded), np.int32)
                 yield ids, word_start[ids], np.array([len(s) for s in encoded], np.int32)
                 checkpoint("tokenizing")
         except BaseException as error:  # re-raised by the caller, with its own message
@@ -182,7 +182,7 @@ def _capturing(items: Iterator[Any], failures: list[BaseException]) -> Iterator[
         raise
 
 
-def _raise_first(failures: list[BaseException], error: BaseException) -> None:
+def _raise_first(failures: list[BaseException], error: BaseException) -> NoReturn:
     if failures:
         raise failures[0] from None
     raise error
@@ -231,6 +231,13 @@ def checkpoint(name: str) -> None:
         time.sleep(3600)
 
 
+def _drop_cache(cache_dir: str, unit: Unit) -> None:
+    """Removes the unit's tf.data cache files."""
+    for name in os.listdir(cache_dir):
+        if name.startswith(f"unit-{unit.key:016x}"):
+            os.remove(os.path.join(cache_dir, name))
+
+
 def build_unit(
     unit: Unit,
     fp: str,
@@ -245,9 +252,7 @@ def build_unit(
     units_dir = state.private_dir(out, "units")
     cache_dir = state.private_dir(out, "cache")
     os.makedirs(cache_dir, exist_ok=True)
-    for name in os.listdir(cache_dir):  # a killed run's cache may be incomplete
-        if name.startswith(f"unit-{unit.key:016x}"):
-            os.remove(os.path.join(cache_dir, name))
+    _drop_cache(cache_dir, unit)  # a killed run's cache may be incomplete
     stats = sources.ReadStats()
     failures: list[BaseException] = []
     writers = [ShardWriter(units_dir, f"{fp}-{k}", config.compression) for k in range(unit.shards)]
@@ -263,18 +268,13 @@ def build_unit(
             if _parent_pid is not None and j % 4096 == 0 and os.getppid() != _parent_pid:
                 raise SystemExit("the build that started this worker is gone")
         infos = [w.close() for w in writers]
-    except tf.errors.OpError as error:
+    except BaseException as error:
         for w in writers:
             w.abort()
-        _raise_first(failures, error)
+        if isinstance(error, tf.errors.OpError):  # TF re-wraps errors of our generators
+            _raise_first(failures, error)
         raise
-    except BaseException:
-        for w in writers:
-            w.abort()
-        raise
-    for name in os.listdir(cache_dir):
-        if name.startswith(f"unit-{unit.key:016x}"):
-            os.remove(os.path.join(cache_dir, name))
+    _drop_cache(cache_dir, unit)
     record = {
         "fingerprint": fp,
         "staged": [i.to_dict() for i in infos],

@@ -93,10 +93,10 @@ def old_manifest(out: str) -> dict[str, Any] | None:
     return manifest_lib.read(out)
 
 
-def owned_public_files(out: str) -> set[str]:
-    """Public file names the tool wrote here: from the manifest and a publication journal."""
+def owned_public_files(out: str, previous: dict[str, Any] | None) -> set[str]:
+    """Public file names the tool wrote here: from the manifest `previous` (as read by
+    `old_manifest`) and a publication journal."""
     names: set[str] = set()
-    previous = old_manifest(out)
     if previous is not None:
         names.update(s["name"] for s in previous["shards"])
     journal = read_json(private_dir(out, "journal.json")) or {}
@@ -108,7 +108,7 @@ def owned_public_files(out: str) -> set[str]:
 
 def wipe(out: str) -> None:
     """--force: removes the tool's own files only; anything else in OUT stays."""
-    for name in owned_public_files(out):
+    for name in owned_public_files(out, old_manifest(out)):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(out, name))
     for name in ("manifest.json", "spm.model", "spm.vocab", "config.yaml"):

@@ -140,11 +140,15 @@ def train(
     proto = model.getvalue()
     processor = spm.SentencePieceProcessor()
     processor.LoadFromSerializedProto(proto)
-    vocab = "".join(
+    return proto, vocab_text(processor)
+
+
+def vocab_text(processor: spm.SentencePieceProcessor) -> bytes:
+    """The `.vocab` file of a model: one `piece<TAB>score` line per id."""
+    return "".join(
         f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
         for i in range(processor.get_piece_size())
-    )
-    return proto, vocab.encode("utf-8")
+    ).encode("utf-8")
 
 
 def write_model(proto: bytes, vocab: bytes, prefix: str | Path) -> None:
