@@ -1,7 +1,9 @@
-"""Builds the NgramMask op's shared library with g++ against the installed TensorFlow.
+"""Builds the op library with g++ against the installed TensorFlow.
+
+The library holds the NgramMask and EncodeExamples ops and the instance stream's C API.
 
 Run as ``python -m pretrain_records.ops.build`` (``make ops`` does). Flags come from
-``tf.sysconfig``; the three translation units compile in parallel. A stamp file beside
+``tf.sysconfig``; the translation units compile in parallel. A stamp file beside
 the library records the TensorFlow version and a hash of the sources, so the loader can
 tell a stale build from a current one.
 """
@@ -22,9 +24,24 @@ HERE = Path(__file__).resolve().parent
 CC = HERE / "cc"
 LIBRARY = HERE / "_ngram_mask_ops.so"
 STAMP = HERE / "_ngram_mask_ops.stamp.json"
-CORE_SOURCES = ["core/ngram_masker.cc"]
-TF_SOURCES = ["kernels/ngram_mask_kernel.cc", "ops/ngram_mask_op.cc"]
-HEADERS = ["core/ngram_masker.h", "core/ngram_masker_impl.h"]
+CORE_SOURCES = [
+    "core/ngram_masker.cc",
+    "core/example_encoder.cc",
+    "core/instance_stream.cc",
+    "core/instance_stream_c.cc",
+]
+TF_SOURCES = [
+    "kernels/ngram_mask_kernel.cc",
+    "ops/ngram_mask_op.cc",
+    "kernels/encode_examples_kernel.cc",
+    "ops/encode_examples_op.cc",
+]
+HEADERS = [
+    "core/ngram_masker.h",
+    "core/ngram_masker_impl.h",
+    "core/example_encoder.h",
+    "core/instance_stream.h",
+]
 OPTIMIZE = ["-O3", "-fPIC", "-Wall", "-DNDEBUG"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -52,30 +53,6 @@ def batch_signature(length: int) -> dict[str, tf.TensorSpec]:
         "token_boundary": tf.TensorSpec([None, length], tf.int32),
         "length": tf.TensorSpec([None], tf.int32),
         "label": tf.TensorSpec([None], tf.int32),
-    }
-
-
-def pad_batch(instances: list[Any], length: int) -> dict[str, np.ndarray]:
-    """Instances padded to `length` (pad id 0) and stacked."""
-    rows = len(instances)
-    ids = np.zeros((rows, length), np.int32)
-    segments = np.zeros((rows, length), np.int32)
-    boundary = np.zeros((rows, length), np.int32)
-    lengths = np.zeros(rows, np.int32)
-    labels = np.zeros(rows, np.int32)
-    for r, instance in enumerate(instances):
-        n = len(instance.input_ids)
-        ids[r, :n] = instance.input_ids
-        segments[r, :n] = instance.segment_ids
-        boundary[r, :n] = instance.token_boundary
-        lengths[r] = n
-        labels[r] = instance.label
-    return {
-        "input_ids": ids,
-        "segment_ids": segments,
-        "token_boundary": boundary,
-        "length": lengths,
-        "label": labels,
     }
 
 
@@ -134,7 +111,7 @@ def mask_padded(
     }
 
 
-def mask_batches(
+def record_batches(
     batches: tf.data.Dataset,
     config: BuildConfig,
     special_ids: tuple[int, ...],
@@ -142,110 +119,84 @@ def mask_batches(
     vocab_size: int,
     seed0: int,
 ) -> tf.data.Dataset:
-    """Maps (index, batch of padded instances) through the NgramMask op.
+    """Maps (index, batch of padded instances) to serialized records framed as TFRecords:
+    NgramMask (static masking) then EncodeExamples.
 
     Row i of batch b draws from seed (seed0, b * MASK_BATCH + i): the masks of an instance
     depend on its position in the stream only, never on parallelism.
     """
-
-    def mask(index: tf.Tensor, batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        seed = tf.stack([tf.constant(seed0, tf.int64), index * MASK_BATCH])
-        masked = mask_padded(
-            batch["input_ids"],
-            batch["token_boundary"],
-            batch["length"],
-            seed,
-            config,
-            special_ids,
-            mask_id,
-            vocab_size,
-        )
-        return {**batch, **masked}
-
-    return batches.map(mask, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    to_records = _records_function(config, special_ids, mask_id, vocab_size)
+    seed = tf.constant(seed0, tf.int64)
+    return batches.map(
+        tf.autograph.experimental.do_not_convert(
+            lambda index, batch: to_records(index, batch, seed)
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _packed_varints(values: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Varint bytes of a [rows, n] array of non-negative ints, all rows in one buffer, and
-    each row's end offset in it."""
-    v = values.astype(np.uint64)
-    sizes = np.ones(v.shape, np.int64)
-    width = 1  # bytes of the longest varint: ids of a 32k vocabulary need 3, flags 1
-    while width < 10 and (v >= np.uint64(1 << (7 * width))).any():
-        sizes += v >= np.uint64(1 << (7 * width))
-        width += 1
-    shifts = np.arange(width, dtype=np.uint64) * np.uint64(7)
-    groups = ((v[..., None] >> shifts) & np.uint64(0x7F)).astype(np.uint8)
-    position = np.arange(width)
-    groups |= np.where(position < sizes[..., None] - 1, 0x80, 0).astype(np.uint8)
-    keep = position < sizes[..., None]
-    return groups[keep].tobytes(), np.cumsum(sizes.sum(axis=1))
-
-
-def _length_prefixed(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
-
-
-class _FeatureColumn:
-    """The serialized `Feature` of one feature for every row of a batch."""
-
-    def __init__(self, values: np.ndarray, is_float: bool) -> None:
-        self.is_float = is_float
-        if is_float:
-            self.buffer = values.astype("<f4").tobytes()
-            self.ends = np.arange(1, len(values) + 1) * values.shape[1] * 4
-        else:
-            if values.size and values.min() < 0:
-                raise ValueError("negative ids cannot be serialized as packed varints")
-            self.buffer, self.ends = _packed_varints(values)
-
-    def row(self, r: int) -> bytes:
-        start = int(self.ends[r - 1]) if r else 0
-        packed = self.buffer[start : int(self.ends[r])]
-        # Feature { Int64List int64_list = 3 | FloatList float_list = 2 { packed value = 1 } }
-        return _length_prefixed(0x12 if self.is_float else 0x1A, _length_prefixed(0x0A, packed))
-
-
-def serialize(batch: dict[str, np.ndarray], config: BuildConfig) -> Iterator[bytes]:
-    """tf.train.Example bytes for each row of a numpy batch.
-
-    Encoded directly (the proto wire format, map entries sorted by key), byte for byte what
-    `tf.train.Example.SerializeToString(deterministic=True)` gives, at a fraction of the cost.
-    """
-    names = feature_names(config.feature_names)
-    rows = len(batch["length"])
-    length = config.max_seq_length
-    real = (np.arange(length)[None, :] < batch["length"][:, None]).astype(np.int64)
-    columns = {
-        names["input_ids"]: (batch["input_ids"], False),
-        names["input_mask"]: (real, False),
-        names["segment_ids"]: (batch["segment_ids"], False),
-        names["token_boundary"]: (batch["token_boundary"], False),
-        names["next_sentence_labels"]: (batch["label"].reshape(rows, 1), False),
-    }
-    if config.masking == "static":
-        columns[names["masked_lm_positions"]] = (batch["masked_lm_positions"], False)
-        columns[names["masked_lm_ids"]] = (batch["masked_lm_ids"], False)
-        columns[names["masked_lm_weights"]] = (batch["masked_lm_weights"], True)
-    encoded = [
-        (_length_prefixed(0x0A, name.encode()), _FeatureColumn(*columns[name]))
-        for name in sorted(columns)
+@functools.lru_cache(maxsize=8)
+def _records_function(
+    config: BuildConfig, special_ids: tuple[int, ...], mask_id: int, vocab_size: int
+) -> Any:
+    """One traced function per setting, shared by the pipelines of every unit of a build."""
+    signature = [
+        tf.TensorSpec([], tf.int64),
+        batch_signature(config.max_seq_length),
+        tf.TensorSpec([], tf.int64),
     ]
-    for r in range(rows):
-        features = b"".join(
-            _length_prefixed(0x0A, key + _length_prefixed(0x12, column.row(r)))
-            for key, column in encoded
-        )
-        yield _length_prefixed(0x0A, features)
+
+    @tf.function(input_signature=signature, autograph=False)
+    def to_records(index: tf.Tensor, batch: dict[str, tf.Tensor], seed0: tf.Tensor) -> tf.Tensor:
+        if config.masking == "static":
+            seed = tf.stack([seed0, index * MASK_BATCH])
+            batch = {
+                **batch,
+                **mask_padded(
+                    batch["input_ids"],
+                    batch["token_boundary"],
+                    batch["length"],
+                    seed,
+                    config,
+                    special_ids,
+                    mask_id,
+                    vocab_size,
+                ),
+            }
+        return encode_batch(batch, config, tfrecord_frame=True)
+
+    return to_records
+
+
+def encode_batch(
+    batch: dict[str, tf.Tensor], config: BuildConfig, tfrecord_frame: bool = False
+) -> tf.Tensor:
+    """Serialized tf.train.Example records [B] of a padded batch (the EncodeExamples op),
+    optionally framed as TFRecords."""
+    from pretrain_records.ops import encode_examples
+
+    names = feature_names(config.feature_names)
+    ids = batch["input_ids"]
+    ints = {
+        names["input_ids"]: ids,
+        names["input_mask"]: tf.sequence_mask(batch["length"], config.max_seq_length, ids.dtype),
+        names["segment_ids"]: tf.cast(batch["segment_ids"], ids.dtype),
+        names["token_boundary"]: tf.cast(batch["token_boundary"], ids.dtype),
+        names["next_sentence_labels"]: tf.cast(batch["label"], ids.dtype)[:, None],
+    }
+    floats = {}
+    if config.masking == "static":
+        ints[names["masked_lm_positions"]] = tf.cast(batch["masked_lm_positions"], ids.dtype)
+        ints[names["masked_lm_ids"]] = tf.cast(batch["masked_lm_ids"], ids.dtype)
+        floats[names["masked_lm_weights"]] = batch["masked_lm_weights"]
+    return encode_examples(ints, floats, tfrecord_frame)
+
+
+def serialize(batch: dict[str, np.ndarray], config: BuildConfig) -> list[bytes]:
+    """tf.train.Example bytes for each row of a numpy batch (see `encode_batch`)."""
+    tensors = {k: tf.constant(v) for k, v in batch.items()}
+    return encode_batch(tensors, config).numpy().tolist()
 
 
 def serialize_with_protobuf(batch: dict[str, np.ndarray], config: BuildConfig) -> Iterator[bytes]:

@@ -1,7 +1,7 @@
 """The records of one work unit: the tf.data pipeline from its files to staged shards.
 
 files interleaved -> documents read and tokenized -> cache on disk (reused by every dupe pass)
--> instances -> seeded bounded shuffle -> batches -> NgramMask -> serialized Examples -> shards
+-> instances, shuffled and batched (C++) -> NgramMask -> EncodeExamples -> shards
 staged in OUT/.mpr/units (temp file + rename; a units/<fingerprint>.json marks a complete unit).
 """
 
@@ -17,19 +17,15 @@ from typing import Any, NoReturn
 import numpy as np
 from pretrain_records.pipeline import features, sources, state, tokenize
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.instances import (
-    InstanceSettings,
-    RandomDocumentPool,
-    document_rng,
-    instances_from_document,
-)
+from pretrain_records.pipeline.instances import instance_batches
 from pretrain_records.pipeline.units import Unit, key_of
 from pretrain_records.pipeline.writer import ShardWriter
 
 Log = Callable[[str], None]
 
 
-SHUFFLE_BUFFER = 10_000  # instances shuffled within a unit, in a bounded buffer
+CHUNK_CHARACTERS = 1 << 20  # documents are tokenized and cached in chunks of about this much
+CHUNK_DOCUMENTS = 512  # text, or this many documents
 
 
 def _document_dataset(
@@ -40,15 +36,17 @@ def _document_dataset(
     failures: list[BaseException],
     cache_path: str,
 ) -> Any:
-    """tf.data: files interleaved -> documents read and tokenized (batched per document) ->
-    cached on disk, so every dupe pass reuses the tokenized text."""
+    """tf.data: files interleaved -> documents read and tokenized in chunks -> cached on disk,
+    so every dupe pass reuses the tokenized text. An element is a chunk of documents (see
+    `instances.Documents`): per-element costs are paid per chunk, not per document."""
     import tensorflow as tf
 
     splitter = sources.make_splitter(config.language)
-    word_start = tokenizer.word_start
 
-    def generate(path: bytes) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def generate(path: bytes) -> Iterator[tuple[np.ndarray, ...]]:
         try:
+            chunk: list[list[str]] = []
+            size = 0
             for document in sources.read_documents(
                 path.decode(),
                 config.input_format,
@@ -57,12 +55,14 @@ def _document_dataset(
                 config.jsonl_field,
                 config.bad_lines,
             ):
-                encoded = [ids for ids in tokenizer.encode(document) if ids]
-                if not encoded:
-                    continue
-                ids = np.fromiter(itertools.chain.from_iterable(encoded), np.int32)
-                yield ids, word_start[ids], np.array([len(s) for s in encoded], np.int32)
+                chunk.append(document)
+                size += sum(map(len, document))
                 checkpoint("tokenizing")
+                if size >= CHUNK_CHARACTERS or len(chunk) >= CHUNK_DOCUMENTS:
+                    yield _tokenize_chunk(chunk, tokenizer)
+                    chunk, size = [], 0
+            if chunk:
+                yield _tokenize_chunk(chunk, tokenizer)
         except BaseException as error:  # re-raised by the caller, with its own message
             failures.append(error)
             raise
@@ -71,10 +71,17 @@ def _document_dataset(
         tf.TensorSpec([None], tf.int32),
         tf.TensorSpec([None], tf.int8),
         tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([None], tf.int32),
     )
     paths = tf.data.Dataset.from_tensor_slices([f.path for f in unit.files])
+    # Not converted by AutoGraph: tracing these plain functions then costs milliseconds, not
+    # a large share of a small build.
     documents = paths.interleave(
-        lambda p: tf.data.Dataset.from_generator(generate, args=(p,), output_signature=signature),
+        tf.autograph.experimental.do_not_convert(
+            lambda p: tf.data.Dataset.from_generator(
+                generate, args=(p,), output_signature=signature
+            )
+        ),
         cycle_length=min(2, len(unit.files)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
@@ -82,58 +89,20 @@ def _document_dataset(
     return documents.cache(cache_path).prefetch(4)
 
 
-def _documents(dataset: Any) -> Iterator[list[tuple[np.ndarray, np.ndarray]]]:
-    for ids, flags, lengths in dataset.as_numpy_iterator():
-        cuts = np.cumsum(lengths)[:-1]
-        yield list(zip(np.split(ids, cuts), np.split(flags, cuts), strict=True))
-
-
-def _instances(
-    unit: Unit, config: BuildConfig, tokenizer: tokenize.Tokenizer, documents: Any
-) -> Iterator[Any]:
-    settings = InstanceSettings(
-        max_seq_length=config.max_seq_length,
-        short_seq_prob=config.short_seq_prob,
-        sentence_task=config.sentence_task,
-        cls_id=tokenizer.cls_id,
-        sep_id=tokenizer.sep_id,
-    )
-    passes = config.dupe_factor if config.masking == "static" else 1
-    for dupe_pass in range(passes):
-        stream = _documents(documents)
-        pool = RandomDocumentPool(stream) if config.sentence_task == "nsp" else None
-        for index, document in enumerate(pool if pool is not None else stream):
-            rng = document_rng(config.seed, unit.key, dupe_pass, index)
-            yield from instances_from_document(document, pool, rng, settings)
-
-
-def _shuffled(items: Iterator[Any], seed: int, buffer_size: int) -> Iterator[Any]:
-    """A bounded, seeded shuffle buffer (as tf.data's shuffle, without its per-element cost)."""
-    rng = np.random.Generator(np.random.Philox(key=[seed, 0]))
-    buffer: list[Any] = []
-    draws: list[int] = []
-    for item in items:
-        if len(buffer) < buffer_size:
-            buffer.append(item)
-            continue
-        if not draws:
-            draws = rng.integers(0, buffer_size, size=4096).tolist()[::-1]
-        j = draws.pop()
-        buffer[j], item = item, buffer[j]
-        yield item
-    for j in rng.permutation(len(buffer)).tolist():
-        yield buffer[j]
-
-
-def _batches(items: Iterator[Any], length: int, size: int) -> Iterator[dict[str, np.ndarray]]:
-    """Padded batches of up to `size` instances (the last one may be smaller)."""
-    chunk: list[Any] = []
-    for item in itertools.chain(items, [None]):
-        if item is not None:
-            chunk.append(item)
-        if chunk and (len(chunk) == size or item is None):
-            yield features.pad_batch(chunk, length)
-            chunk = []
+def _tokenize_chunk(
+    documents: list[list[str]], tokenizer: tokenize.Tokenizer
+) -> tuple[np.ndarray, ...]:
+    """Token ids, word-start flags, sentence lengths and sentences per document of a chunk;
+    empty sentences are dropped."""
+    encoded = tokenizer.encode([s for document in documents for s in document])
+    ids = np.fromiter(itertools.chain.from_iterable(encoded), np.int32)
+    lengths = np.fromiter(map(len, encoded), np.int32, len(encoded))
+    per_document = np.fromiter(map(len, documents), np.int64, len(documents))
+    # Sentences kept per document: the non-empty ones.
+    nonempty = np.r_[0, np.cumsum(lengths > 0)]
+    ends = np.cumsum(per_document)
+    kept = nonempty[ends] - nonempty[ends - per_document]
+    return ids, tokenizer.word_start[ids], lengths[lengths > 0], kept.astype(np.int32)
 
 
 def _unit_records(
@@ -143,34 +112,37 @@ def _unit_records(
     stats: sources.ReadStats,
     failures: list[BaseException],
     work_dir: str,
-) -> Iterator[bytes]:
-    """Serialized records of one unit, in their deterministic order."""
+) -> Iterator[np.ndarray]:
+    """Batches of one unit's records (TFRecord frames), in their deterministic order."""
     import tensorflow as tf
 
     cache = os.path.join(work_dir, f"unit-{unit.key:016x}")
     documents = _document_dataset(unit, config, tokenizer, stats, failures, cache)
     signature = features.batch_signature(config.max_seq_length)
-    shuffle_seed = key_of("shuffle", config.seed, unit.key)
 
     def batches_of_unit() -> Iterator[dict[str, np.ndarray]]:
-        instances = _instances(unit, config, tokenizer, documents)
-        shuffled = _shuffled(instances, shuffle_seed, SHUFFLE_BUFFER)
-        yield from _batches(shuffled, config.max_seq_length, features.MASK_BATCH)
+        yield from instance_batches(
+            documents.as_numpy_iterator,
+            config,
+            tokenizer.cls_id,
+            tokenizer.sep_id,
+            seed=key_of("instances", config.seed, unit.key),
+            shuffle_seed=key_of("shuffle", config.seed, unit.key),
+            batch_size=features.MASK_BATCH,
+        )
 
     batches = tf.data.Dataset.from_generator(
         lambda: _capturing(batches_of_unit(), failures), output_signature=signature
     )
-    if config.masking == "static":
-        batches = features.mask_batches(
-            batches.enumerate(),
-            config,
-            tokenizer.special_ids,
-            tokenizer.mask_id,
-            tokenizer.vocab_size,
-            seed0=key_of("mask", config.seed, unit.key),
-        )
-    for batch in batches.prefetch(2).as_numpy_iterator():
-        yield from features.serialize(batch, config)
+    records = features.record_batches(
+        batches.enumerate(),
+        config,
+        tokenizer.special_ids,
+        tokenizer.mask_id,
+        tokenizer.vocab_size,
+        seed0=key_of("mask", config.seed, unit.key),
+    )
+    yield from records.prefetch(2).as_numpy_iterator()
 
 
 def _capturing(items: Iterator[Any], failures: list[BaseException]) -> Iterator[Any]:
@@ -257,15 +229,18 @@ def build_unit(
     failures: list[BaseException] = []
     writers = [ShardWriter(units_dir, f"{fp}-{k}", config.compression) for k in range(unit.shards)]
     try:
-        for j, record in enumerate(
-            _unit_records(unit, config, tokenizer, stats, failures, cache_dir)
-        ):
-            writers[j % unit.shards].write(record)
-            if on_record is not None:
-                on_record(1)
-            if j == 50:
+        written = 0
+        for batch in _unit_records(unit, config, tokenizer, stats, failures, cache_dir):
+            # Records go round-robin over the unit's shards: record j to shard j % shards.
+            for k, writer in enumerate(writers):
+                rows = batch[(k - written) % unit.shards :: unit.shards]
+                writer.write(b"".join(rows), len(rows))
+            if written <= 50 < written + len(batch):
                 checkpoint("shard")
-            if _parent_pid is not None and j % 4096 == 0 and os.getppid() != _parent_pid:
+            written += len(batch)
+            if on_record is not None:
+                on_record(len(batch))
+            if _parent_pid is not None and os.getppid() != _parent_pid:
                 raise SystemExit("the build that started this worker is gone")
         infos = [w.close() for w in writers]
     except BaseException as error:
