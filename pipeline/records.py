@@ -15,17 +15,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import numpy as np
-from pretrain_records.pipeline import features, sources, state, tokenize
+from pretrain_records.pipeline import chunks, features, sources, state, tokenize
 from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.instances import instance_batches
 from pretrain_records.pipeline.units import Unit, key_of
 from pretrain_records.pipeline.writer import ShardWriter
 
 Log = Callable[[str], None]
-
-
-CHUNK_CHARACTERS = 1 << 20  # documents are tokenized and cached in chunks of about this much
-CHUNK_DOCUMENTS = 512  # text, or this many documents
 
 
 def _document_dataset(
@@ -38,31 +34,28 @@ def _document_dataset(
 ) -> Any:
     """tf.data: files interleaved -> documents read and tokenized in chunks -> cached on disk,
     so every dupe pass reuses the tokenized text. An element is a chunk of documents (see
-    `instances.Documents`): per-element costs are paid per chunk, not per document."""
+    `chunks`): per-element costs are paid per chunk, not per document."""
     import tensorflow as tf
 
-    splitter = sources.make_splitter(config.language)
+    helpers = chunks.helper_count(unit.input_bytes)
+    # With helpers, paragraphs are split into sentences there, beside the tokenizing.
+    split_later = helpers > 0 and config.input_format != "lines"
+    reading_split = _paragraphs if split_later else sources.make_splitter(config.language)
+    tokenizing = chunks.ChunkTokenizer(tokenizer, config.language, split_later, helpers)
 
-    def generate(path: bytes) -> Iterator[tuple[np.ndarray, ...]]:
+    def generate(path: bytes) -> Iterator[chunks.Arrays]:
         try:
-            chunk: list[list[str]] = []
-            size = 0
-            for document in sources.read_documents(
+            documents = sources.read_documents(
                 path.decode(),
                 config.input_format,
-                splitter,
+                reading_split,
                 stats,
                 config.jsonl_field,
                 config.bad_lines,
-            ):
-                chunk.append(document)
-                size += sum(map(len, document))
-                checkpoint("tokenizing")
-                if size >= CHUNK_CHARACTERS or len(chunk) >= CHUNK_DOCUMENTS:
-                    yield _tokenize_chunk(chunk, tokenizer)
-                    chunk, size = [], 0
-            if chunk:
-                yield _tokenize_chunk(chunk, tokenizer)
+            )
+            yield from tokenizing.map(
+                chunks.chunked(documents, on_document=lambda: checkpoint("tokenizing"))
+            )
         except BaseException as error:  # re-raised by the caller, with its own message
             failures.append(error)
             raise
@@ -89,20 +82,9 @@ def _document_dataset(
     return documents.cache(cache_path).prefetch(4)
 
 
-def _tokenize_chunk(
-    documents: list[list[str]], tokenizer: tokenize.Tokenizer
-) -> tuple[np.ndarray, ...]:
-    """Token ids, word-start flags, sentence lengths and sentences per document of a chunk;
-    empty sentences are dropped."""
-    encoded = tokenizer.encode([s for document in documents for s in document])
-    ids = np.fromiter(itertools.chain.from_iterable(encoded), np.int32)
-    lengths = np.fromiter(map(len, encoded), np.int32, len(encoded))
-    per_document = np.fromiter(map(len, documents), np.int64, len(documents))
-    # Sentences kept per document: the non-empty ones.
-    nonempty = np.r_[0, np.cumsum(lengths > 0)]
-    ends = np.cumsum(per_document)
-    kept = nonempty[ends] - nonempty[ends - per_document]
-    return ids, tokenizer.word_start[ids], lengths[lengths > 0], kept.astype(np.int32)
+def _paragraphs(paragraph: str) -> list[str]:
+    """The splitter of reading when sentences are split later: a paragraph stays whole."""
+    return [paragraph]
 
 
 def _unit_records(
@@ -291,6 +273,7 @@ def build_unit_in_worker(
 ) -> None:
     global _parent_pid
     _parent_pid = parent
+    os.environ.setdefault(chunks.HELPERS_ENV, "0")  # the cores are taken by the workers
     build_unit(unit, fp, config, tokenize.Tokenizer(model, name="spm.model"), out, None)
 
 

@@ -132,53 +132,85 @@ def _utf8_cut(piece: bytes) -> int:
 
 
 def read_lines(path: str, stats: ReadStats, bad_lines: str = "error") -> Iterator[str]:
-    """Decoded lines without line ends: BOM and CRLF handled, long lines cut, bad lines policed."""
+    """Decoded lines without line ends: BOM and CRLF handled, long lines cut, bad lines policed.
+
+    Reads blocks of MAX_LINE_BYTES and decodes each block's complete lines at once; a block
+    holding a NUL byte or invalid UTF-8 is gone through line by line, for the line's number.
+    A line longer than MAX_LINE_BYTES is cut at UTF-8 boundaries into pieces of about that size
+    (pieces of one line share its number).
+    """
     try:
         raw = open_binary(path)
     except OSError as error:
         raise DataError(f"{path}: cannot open ({error.strerror or error})") from error
-    number = 0
-    at_line_start = True
-    pending = b""
+    number = 0  # of the last line started
+    continued = False  # the next bytes continue line `number` (a cut long line)
     try:
         with raw, _decompressed(path, raw) as stream:
+            data = b""
             while True:
-                piece = stream.readline(MAX_LINE_BYTES - len(pending))
-                if not piece and not pending:
-                    break
-                data, pending = pending + piece, b""
-                if at_line_start:
-                    number += 1
-                if data.endswith(b"\n"):
-                    body, at_line_start = data[:-1], True
-                elif piece and len(data) >= MAX_LINE_BYTES:
-                    cut = _utf8_cut(data) or len(data)
-                    body, pending, at_line_start = data[:cut], data[cut:], False
+                block = stream.read(MAX_LINE_BYTES)
+                data += block
+                # A first line too long is cut into pieces (later lines fit in a block).
+                while (len(data) if (n := data.find(b"\n")) < 0 else n) > MAX_LINE_BYTES:
+                    cut = _utf8_cut(data[:MAX_LINE_BYTES]) or MAX_LINE_BYTES
+                    number += not continued
+                    continued = True
                     stats.split_long_lines += 1
-                else:
-                    body, at_line_start = data, True
-                if body.endswith(b"\r"):
-                    body = body[:-1]
-                line_no = number
-                if b"\x00" in body:
-                    if bad_lines == "skip":
-                        stats.skipped_lines += 1
-                        continue
-                    raise DataError(f"{path}:{line_no}: NUL byte in the text")
-                try:
-                    text = body.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    if bad_lines == "skip":
-                        stats.skipped_lines += 1
-                        continue
-                    raise DataError(
-                        f"{path}:{line_no}: invalid UTF-8 at byte {error.start} of the line"
-                    ) from None
-                if line_no == 1 and text.startswith("\ufeff"):
-                    text = text[1:]
-                yield text
+                    yield from _decoded(path, [data[:cut]], number, bad_lines, stats)
+                    data = data[cut:]
+                end = len(data) if not block else data.rfind(b"\n") + 1
+                if end:
+                    lines = data[:end].split(b"\n")
+                    if block or data.endswith(b"\n"):
+                        lines.pop()  # after the last line end
+                    first = number + (not continued)
+                    yield from _decoded(path, lines, first, bad_lines, stats)
+                    number, continued = first + len(lines) - 1, False
+                    data = data[end:]
+                if not block:
+                    return
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: corrupt or unreadable ({error})") from None
+
+
+def _decoded(
+    path: str, lines: list[bytes], first: int, bad_lines: str, stats: ReadStats
+) -> Iterator[str]:
+    """Decoded `lines` (numbered from `first`), CR and a leading BOM dropped: all at once when
+    they are clean, else line by line."""
+    blob = b"\n".join(lines)
+    if b"\x00" not in blob:
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if first == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            decoded = text.split("\n")
+            if "\r" in text:
+                decoded = [line[:-1] if line.endswith("\r") else line for line in decoded]
+            yield from decoded
+            return
+    for line_no, body in enumerate(lines, first):
+        if b"\x00" in body:
+            if bad_lines == "skip":
+                stats.skipped_lines += 1
+                continue
+            raise DataError(f"{path}:{line_no}: NUL byte in the text")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if bad_lines == "skip":
+                stats.skipped_lines += 1
+                continue
+            raise DataError(
+                f"{path}:{line_no}: invalid UTF-8 at byte {error.start} of the line"
+            ) from None
+        if line_no == 1 and text.startswith("\ufeff"):
+            text = text[1:]
+        yield text.removesuffix("\r")
 
 
 Splitter = Callable[[str], list[str]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import random
 
 import pytest
 from pretrain_records.pipeline import sources
@@ -112,3 +113,42 @@ def test_korean_corpus_reads_with_crlf(tmp_path):
     assert stats.documents == len(docs) >= 1
     assert not any("\r" in s for d in docs for s in d)
     assert docs[0][0].startswith("대한민국헌법")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_block_reader_agrees_with_splitting_the_whole_text(tmp_path, monkeypatch, seed):
+    # Small blocks (64 bytes) put block ends everywhere: inside lines, CRLFs and UTF-8 sequences.
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 64)
+    rng = random.Random(seed)
+    alphabet = ["a", "b", " ", ".", "한", "국", "é", "\u3042"]
+    lines = ["".join(rng.choices(alphabet, k=rng.randint(0, 20))) for _ in range(400)]
+    ends = [rng.choice(["\n", "\r\n"]) for _ in lines]
+    text = "\ufeff" + "".join(line + end for line, end in zip(lines, ends, strict=True))
+    if seed % 2:
+        text = text[: -len(ends[-1])]  # no final line end
+    path = tmp_path / "in.txt"
+    path.write_bytes(text.encode())
+    stats = sources.ReadStats()
+    assert list(sources.read_lines(str(path), stats)) == lines
+    assert stats.split_long_lines == 0
+    # A NUL in a random line is reported with that line's number.
+    k = rng.randrange(len(lines))
+    bad = list(lines)
+    bad[k] = bad[k] + "\x00"
+    path.write_bytes("\n".join(bad).encode())
+    with pytest.raises(sources.DataError, match=rf"in.txt:{k + 1}: NUL byte in the text"):
+        list(sources.read_lines(str(path), sources.ReadStats()))
+
+
+def test_block_reader_cuts_long_lines_at_character_boundaries(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 64)
+    long_line = "한국어 문장입니다. " * 40  # 27 bytes a repeat: about 17 pieces
+    path = tmp_path / "in.txt"
+    path.write_text(f"short\n{long_line}\nlast\n", encoding="utf-8")
+    stats = sources.ReadStats()
+    got = list(sources.read_lines(str(path), stats))
+    assert got[0] == "short" and got[-1] == "last"
+    pieces = got[1:-1]
+    assert "".join(pieces) == long_line
+    assert all(len(p.encode()) <= 64 for p in pieces)
+    assert len(pieces) == stats.split_long_lines + 1 >= len(long_line.encode()) // 64
