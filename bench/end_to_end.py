@@ -16,7 +16,6 @@ from __future__ import annotations
 import gzip
 import json
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
@@ -114,27 +113,19 @@ def encode_seconds(model: str, english: Path, korean: Path) -> float:
     return time.perf_counter() - start
 
 
-def big_file(root: Path, model: str) -> tuple[int, list[tuple[str, float, float, int]]]:
-    """One big JSONL file (the whole NSMC set) built at dupe factor 1, tokenizing in the build
-    process and then in helper processes: (its bytes, rows of (label, s, peak MB, records))."""
+def big_file(root: Path, model: str) -> tuple[int, float, float, int]:
+    """One big JSONL file (the whole NSMC set, one work unit) built at dupe factor 1:
+    (its bytes, seconds, peak MB, records)."""
     big = root / "nsmc.jsonl"
     with gzip.open(CORPORA / "nsmc_movies.jsonl.gz", "rb") as source:
         big.write_bytes(source.read())
-    rows = []
-    for label, helpers in (("in the build process", "0"), ("helpers, one per core", None)):
-        if helpers is None:
-            os.environ.pop("MPR_TOKENIZER_PROCESSES", None)
-        else:
-            os.environ["MPR_TOKENIZER_PROCESSES"] = helpers
-        out = root / f"big-{helpers}"
-        seconds, peak = timed(
-            [str(CLI), "build", str(big), "-o", str(out), "--spm-model", model]
-            + ["--input-format", "jsonl", "--language", "ko", "-q"]
-        )
-        records = json.loads((out / "manifest.json").read_text())["totals"]["records"]
-        rows.append((label, seconds, peak, records))
-    os.environ.pop("MPR_TOKENIZER_PROCESSES", None)
-    return big.stat().st_size, rows
+    out = root / "big"
+    seconds, peak = timed(
+        [str(CLI), "build", str(big), "-o", str(out), "--spm-model", model]
+        + ["--input-format", "jsonl", "--language", "ko", "-q"]
+    )
+    records = json.loads((out / "manifest.json").read_text())["totals"]["records"]
+    return big.stat().st_size, seconds, peak, records
 
 
 def main() -> None:
@@ -195,7 +186,7 @@ def main() -> None:
                     encoding[1 if label.startswith("x1") else 4],
                 )
             )
-        big_bytes, big_rows = big_file(root, model)
+        big = big_file(root, model)
     print(
         f"end to end: {size / 1e6:.1f} MB slice (English books + Korean JSONL), 128 tokens, "
         f"{multiprocessing.cpu_count()} cores; tokenizer training (once): {seconds_tok:.1f} s"
@@ -215,13 +206,11 @@ def main() -> None:
             f"{nbytes / 1e6 / seconds:6.2f} {peak:8.0f} {seconds / floor:8.2f} "
             f"{seconds / floor_per_command:12.2f}"
         )
-    print(f"one {big_bytes / 1e6:.1f} MB JSONL file (all of NSMC), dupe 1:")
-    for label, seconds, peak, records in big_rows:
-        print(
-            f"  {label:32} {seconds:6.1f} s {big_bytes / 1e6 / seconds:6.2f} MB/s "
-            f"{records / seconds:7.0f} inst/s  peak {peak:4.0f} MB"
-        )
-    print(f"  speed-up with helpers: {big_rows[0][1] / big_rows[1][1]:.2f}x")
+    big_bytes, seconds, peak, records = big
+    print(
+        f"one {big_bytes / 1e6:.1f} MB JSONL file (all of NSMC), dupe 1: {seconds:.1f} s, "
+        f"{big_bytes / 1e6 / seconds:.2f} MB/s, {records / seconds:.0f} inst/s, peak {peak:.0f} MB"
+    )
     x1 = next(r for r in rows if r[0] == "x1, dupe 1")
     x4 = next(r for r in rows if r[0] == "x4, dupe 1")
     print(f"peak RSS x4 / x1 corpus: {x4[4] / x1[4]:.2f} (flat: within 1.15)")

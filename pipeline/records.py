@@ -37,25 +37,20 @@ def _document_dataset(
     `chunks`): per-element costs are paid per chunk, not per document."""
     import tensorflow as tf
 
-    helpers = chunks.helper_count(unit.input_bytes)
-    # With helpers, paragraphs are split into sentences there, beside the tokenizing.
-    split_later = helpers > 0 and config.input_format != "lines"
-    reading_split = _paragraphs if split_later else sources.make_splitter(config.language)
-    tokenizing = chunks.ChunkTokenizer(tokenizer, config.language, split_later, helpers)
+    splitter = sources.make_splitter(config.language)
 
     def generate(path: bytes) -> Iterator[chunks.Arrays]:
         try:
             documents = sources.read_documents(
                 path.decode(),
                 config.input_format,
-                reading_split,
+                splitter,
                 stats,
                 config.jsonl_field,
                 config.bad_lines,
             )
-            yield from tokenizing.map(
-                chunks.chunked(documents, on_document=lambda: checkpoint("tokenizing"))
-            )
+            for chunk in chunks.chunked(documents, on_document=lambda: checkpoint("tokenizing")):
+                yield chunks.tokenize_chunk(chunk, tokenizer)
         except BaseException as error:  # re-raised by the caller, with its own message
             failures.append(error)
             raise
@@ -80,11 +75,6 @@ def _document_dataset(
         deterministic=True,
     )
     return documents.cache(cache_path).prefetch(4)
-
-
-def _paragraphs(paragraph: str) -> list[str]:
-    """The splitter of reading when sentences are split later: a paragraph stays whole."""
-    return [paragraph]
 
 
 def _unit_records(
@@ -273,7 +263,6 @@ def build_unit_in_worker(
 ) -> None:
     global _parent_pid
     _parent_pid = parent
-    os.environ.setdefault(chunks.HELPERS_ENV, "0")  # the cores are taken by the workers
     build_unit(unit, fp, config, tokenize.Tokenizer(model, name="spm.model"), out, None)
 
 

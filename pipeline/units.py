@@ -100,12 +100,18 @@ def _largest_remainder(weights: list[float], total: int) -> list[int]:
     return counts
 
 
+# Bumped whenever the same inputs, config and seed give other records (instance or masking
+# draws), so units staged or published by an older version are rebuilt, never mixed in.
+RECORDS_VERSION = 2
+
+
 def unit_fingerprint(unit: Unit, config: BuildConfig, tokenizer_sha: str) -> str:
     settings = {k: v for k, v in config.to_dict().items() if k != "bad_lines"}
     return hashlib.sha256(
         json.dumps(
             {
                 "format": manifest.FORMAT,
+                "records": RECORDS_VERSION,
                 "config": settings,
                 "tokenizer": tokenizer_sha,
                 "unit": unit.key,

@@ -396,29 +396,3 @@ def test_single_document_corpus_refuses_nsp_but_makes_sop(tmp_path, english_mode
     assert not (tmp_path / "nsp" / "manifest.json").exists()
     run_cli("build", sample, "-o", tmp_path / "sop", *args, "--sentence-task", "sop")
     assert (tmp_path / "sop" / "manifest.json").exists()
-
-
-@pytest.mark.parametrize(
-    "source, input_format",
-    [("en/botchan.txt", "text"), ("jsonl/nsmc_movies_sample.jsonl.gz", "jsonl")],
-)
-def test_tokenizer_helper_processes_change_nothing(tmp_path, english_model, source, input_format):
-    # Small chunks put several in flight at once, so order across helpers is exercised.
-    shards = {}
-    for helpers in (0, 2):
-        out = tmp_path / f"out-{helpers}"
-        run_cli(
-            "build",
-            corpus(source),
-            "-o",
-            out,
-            "--spm-model",
-            english_model,
-            "--input-format",
-            input_format,
-            "--dupe-factor",
-            2,
-            env={"MPR_TOKENIZER_PROCESSES": str(helpers), "MPR_CHUNK_CHARACTERS": "4096"},
-        )
-        shards[helpers] = {p.name: p.read_bytes() for p in out.glob("train-*")}
-    assert shards[0] and shards[0] == shards[2]
