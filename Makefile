@@ -30,17 +30,19 @@ ops: $(VENV)/.installed
 
 CORE_FLAGS := -std=c++17 -O2 -Wall -Wextra -Werror
 
-$(BUILD)/core_test: $(CORE)/ngram_masker_test.cc $(CORE)/ngram_masker.cc $(CORE)/ngram_masker.h $(CORE)/ngram_masker_impl.h
+HARNESS := $(CORE)/test_harness.h $(CORE)/row_random.h
+
+$(BUILD)/core_test: $(CORE)/ngram_masker_test.cc $(CORE)/ngram_masker.cc $(CORE)/ngram_masker.h $(CORE)/ngram_masker_impl.h $(HARNESS)
 	mkdir -p $(BUILD)
 	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/ngram_masker_test.cc $(CORE)/ngram_masker.cc
 
-$(BUILD)/encoder_test: $(CORE)/example_encoder_test.cc $(CORE)/example_encoder.cc $(CORE)/example_encoder.h
+$(BUILD)/encoder_test: $(CORE)/example_encoder_test.cc $(CORE)/example_encoder.cc $(CORE)/example_encoder.h $(HARNESS)
 	mkdir -p $(BUILD)
 	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/example_encoder_test.cc $(CORE)/example_encoder.cc
 
-$(BUILD)/instance_test: $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc $(CORE)/instance_stream.h $(CORE)/ngram_masker.cc $(CORE)/ngram_masker.h
+$(BUILD)/instance_test: $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc $(CORE)/instance_stream.h $(HARNESS)
 	mkdir -p $(BUILD)
-	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc $(CORE)/ngram_masker.cc
+	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc
 
 core-test: $(BUILD)/core_test $(BUILD)/encoder_test $(BUILD)/instance_test
 	$(BUILD)/core_test

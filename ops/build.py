@@ -41,6 +41,7 @@ HEADERS = [
     "core/ngram_masker_impl.h",
     "core/example_encoder.h",
     "core/instance_stream.h",
+    "core/row_random.h",
 ]
 OPTIMIZE = ["-O3", "-fPIC", "-Wall", "-DNDEBUG"]
 

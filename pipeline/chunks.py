@@ -13,13 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from pretrain_records.pipeline import tokenize
+from pretrain_records.pipeline.instances import Documents
 
 CHUNK_CHARACTERS = int(os.environ.get("MPR_CHUNK_CHARACTERS", 1 << 18))  # env: for tests
 CHUNK_DOCUMENTS = 512
-
-# Token ids and word-start flags of every sentence of every document, the sentences' lengths
-# and the documents' sentence counts (see instances.Documents).
-Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def chunked(
@@ -40,8 +37,9 @@ def chunked(
         yield chunk
 
 
-def tokenize_chunk(documents: list[list[str]], tokenizer: tokenize.Tokenizer) -> Arrays:
-    """The arrays of a chunk; empty sentences are dropped."""
+def tokenize_chunk(documents: list[list[str]], tokenizer: tokenize.Tokenizer) -> Documents:
+    """A chunk as the instance stream takes it (`instances.Documents`); empty sentences are
+    dropped."""
     encoded = tokenizer.encode([s for document in documents for s in document])
     ids = np.fromiter(itertools.chain.from_iterable(encoded), np.int32)
     lengths = np.fromiter(map(len, encoded), np.int32, len(encoded))

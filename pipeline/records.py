@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import numpy as np
 from pretrain_records.pipeline import chunks, features, sources, state, tokenize
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.instances import instance_batches
+from pretrain_records.pipeline.instances import Documents, instance_batches
 from pretrain_records.pipeline.units import Unit, key_of
 from pretrain_records.pipeline.writer import ShardWriter
 
@@ -39,7 +39,7 @@ def _document_dataset(
 
     splitter = sources.make_splitter(config.language)
 
-    def generate(path: bytes) -> Iterator[chunks.Arrays]:
+    def generate(path: bytes) -> Iterator[Documents]:
         try:
             documents = sources.read_documents(
                 path.decode(),

@@ -15,6 +15,20 @@ import yaml
 from tests.conftest import REPO, corpus, run_cli
 
 
+def build_sample(out: Path, model: Path | str, *options: object, check: int = 0):
+    """`build` of BERT's sample text with a given SentencePiece model."""
+    return run_cli(
+        "build",
+        corpus("en/bert_sample_text.txt"),
+        "-o",
+        out,
+        "--spm-model",
+        model,
+        *options,
+        check=check,
+    )
+
+
 def model_garden_spec(length: int, predictions: int, v2: bool = False) -> dict:
     """BertPretrainDataLoader's feature spec (written here, not imported from tf-models)."""
     ids, segments = ("input_word_ids", "input_type_ids") if v2 else ("input_ids", "segment_ids")
@@ -106,12 +120,8 @@ def test_exact_record_count_and_shard_split(tmp_path, ten_documents, english_mod
 @pytest.mark.parametrize("names", ["v1", "v2"])
 def test_records_parse_with_model_garden_spec_and_are_consistent(tmp_path, english_model, names):
     out = tmp_path / "out"
-    run_cli(
-        "build",
-        corpus("en/bert_sample_text.txt"),
-        "-o",
+    build_sample(
         out,
-        "--spm-model",
         english_model,
         "--sentence-task",
         "nsp",
@@ -232,9 +242,6 @@ def test_english_book_and_korean_jsonl_end_to_end_with_gzip(tmp_path):
 
 def test_same_seed_gives_identical_shards_other_seed_differs(tmp_path, english_model):
     args = [
-        corpus("en/bert_sample_text.txt"),
-        "--spm-model",
-        english_model,
         "--max-seq-length",
         64,
         "--max-predictions-per-seq",
@@ -246,9 +253,9 @@ def test_same_seed_gives_identical_shards_other_seed_differs(tmp_path, english_m
         "--sentence-task",
         "nsp",
     ]
-    run_cli("build", *args, "-o", tmp_path / "a")
-    run_cli("build", *args, "-o", tmp_path / "b")
-    run_cli("build", *args, "-o", tmp_path / "c", "--seed", 99)
+    build_sample(tmp_path / "a", english_model, *args)
+    build_sample(tmp_path / "b", english_model, *args)
+    build_sample(tmp_path / "c", english_model, *args, "--seed", 99)
     a, b, c = (shard_hashes(tmp_path / x) for x in "abc")
     assert len(a) == 2 and a == b
     assert all(a[name] != c[name] for name in a)
@@ -256,12 +263,8 @@ def test_same_seed_gives_identical_shards_other_seed_differs(tmp_path, english_m
 
 def test_dynamic_masking_writes_no_masked_lm_features(tmp_path, english_model):
     out = tmp_path / "out"
-    run_cli(
-        "build",
-        corpus("en/bert_sample_text.txt"),
-        "-o",
+    build_sample(
         out,
-        "--spm-model",
         english_model,
         "--masking",
         "dynamic",
@@ -281,15 +284,11 @@ def test_config_precedence_cli_over_yaml_over_defaults(tmp_path, english_model):
     config = tmp_path / "c.yaml"
     config.write_text("max_seq_length: 64\nmax_predictions_per_seq: 12\nmax_n: 2\n")
     out = tmp_path / "out"
-    run_cli(
-        "build",
-        corpus("en/bert_sample_text.txt"),
-        "-o",
+    build_sample(
         out,
+        english_model,
         "--config",
         config,
-        "--spm-model",
-        english_model,
         "--max-n",
         4,
         "--dupe-factor",
@@ -348,15 +347,7 @@ def test_model_without_specials_is_refused_naming_what_is_missing(tmp_path):
         minloglevel=2,
         hard_vocab_limit=False,
     )
-    result = run_cli(
-        "build",
-        corpus("en/bert_sample_text.txt"),
-        "-o",
-        tmp_path / "out",
-        "--spm-model",
-        f"{prefix}.model",
-        check=2,
-    )
+    result = build_sample(tmp_path / "out", f"{prefix}.model", check=2)
     assert "lacks [CLS], [SEP], [MASK], pad id 0 (its pad id is -1)" in result.stderr
 
 

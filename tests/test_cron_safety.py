@@ -50,7 +50,7 @@ def test_kill_9_then_rerun_gives_the_bytes_of_a_clean_run(tmp_path, three_files,
     }
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert not (out / "manifest.json").exists() or point != "manifest"
+    assert not (out / "manifest.json").exists()  # every pause point comes before it
     summary = json.loads(run_cli("build", three_files, "-o", out, *ARGS, "--json").stdout)
     assert shard_hashes(out) == shard_hashes(tmp_path / "clean")
     assert not list(out.rglob("*.partial-*"))

@@ -5,19 +5,10 @@
 #include <vector>
 
 #include "example_encoder.h"
+#include "test_harness.h"
 
 namespace pretrain_records {
 namespace {
-
-int g_failures = 0;
-
-#define EXPECT(cond)                                                           \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                            \
-    }                                                                          \
-  } while (0)
 
 std::string Bytes(std::initializer_list<int> bytes) {
   std::string s;
@@ -118,7 +109,7 @@ void TestValidation() {
 
 int main() {
   using namespace pretrain_records;
-  const std::vector<std::pair<const char*, std::function<void()>>> tests = {
+  return RunTests({
       {"KnownExample", TestKnownExample},
       {"NegativeIdsTakeTenBytes", TestNegativeIdsTakeTenBytes},
       {"EmptyListHasNoValuesField", TestEmptyListHasNoValuesField},
@@ -126,16 +117,5 @@ int main() {
        TestRowsAreIndependentAndLongFieldsUseWideLengths},
       {"Crc32cAndFraming", TestCrc32cAndFraming},
       {"Validation", TestValidation},
-  };
-  int failed_tests = 0;
-  for (const auto& [name, test] : tests) {
-    const int before = g_failures;
-    test();
-    const bool ok = g_failures == before;
-    failed_tests += !ok;
-    std::printf("%s %s\n", ok ? "PASS" : "FAIL", name);
-  }
-  std::printf("%d passed, %d failed\n", static_cast<int>(tests.size()) - failed_tests,
-              failed_tests);
-  return failed_tests == 0 ? 0 : 1;
+  });
 }

@@ -82,12 +82,14 @@ bool InstanceStream::ProcessReady(bool flush) {
 }
 
 int InstanceStream::DrawTarget(RowRandom& rng) const {
-  if (Uniform(rng) < options_.short_seq_prob) return 2 + static_cast<int>(rng.Below(max_tokens_ - 1));
-  return max_tokens_;
+  if (rng.Uniform() >= options_.short_seq_prob) return max_tokens_;
+  return 2 + static_cast<int>(rng.Below(max_tokens_ - 1));
 }
 
 bool InstanceStream::MakeInstances(const Document& doc) {
-  RowRandom rng(options_.seed, pass_, static_cast<uint64_t>(doc.index));
+  // Keyed by pass, then document: (pass, document) pairs never share a stream.
+  RowRandom rng(RowRandom::Mix(options_.seed ^ RowRandom::Mix(pass_ + 1)), 0,
+                static_cast<uint64_t>(doc.index));
   int target = DrawTarget(rng);
   const int64_t n = doc.sentences();
   int64_t first = 0;
@@ -122,7 +124,7 @@ bool InstanceStream::MakeOne(const Document& doc, int64_t first, int64_t last, i
   Segment b{&doc, start[first + a_sentences], start[last + 1]};
   int label = 0;
   if (options_.task == SentenceTask::kNsp) {
-    if (sentences == 1 || Uniform(rng) < 0.5) {
+    if (sentences == 1 || rng.Uniform() < 0.5) {
       label = 1;  // B is random text from another document
       if (!RandomSegment(rng, std::max<int64_t>(1, target - a.size()), &b)) return false;
       *unused = sentences - a_sentences;  // put back what A did not use
@@ -134,7 +136,7 @@ bool InstanceStream::MakeOne(const Document& doc, int64_t first, int64_t last, i
       a = {&doc, whole.begin, cut};
       b = {&doc, cut, whole.end};
     }
-    if (Uniform(rng) < 0.5) {
+    if (rng.Uniform() < 0.5) {
       std::swap(a, b);
       label = 1;
     }

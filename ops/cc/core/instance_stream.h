@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "ngram_masker.h"  // RowRandom
+#include "row_random.h"
 
 namespace pretrain_records {
 
@@ -62,7 +62,6 @@ class InstanceStream {
                int32_t* lengths, int32_t* labels);
 
   const std::string& error() const { return error_; }
-  int64_t documents_in_pass() const { return next_document_; }
 
  private:
   struct Document {
@@ -90,7 +89,6 @@ class InstanceStream {
   void Truncate(Segment* a, Segment* b, RowRandom& rng) const;
   void Emit(const Segment& a, const Segment* b, int label);
   int DrawTarget(RowRandom& rng) const;
-  double Uniform(RowRandom& rng) const { return (rng.Next() >> 11) * 0x1.0p-53; }
   int32_t* SlotIds(int64_t slot) { return ids_.data() + slot * length_; }
 
   InstanceOptions options_;

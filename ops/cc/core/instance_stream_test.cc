@@ -7,19 +7,10 @@
 #include <vector>
 
 #include "instance_stream.h"
+#include "test_harness.h"
 
 namespace pretrain_records {
 namespace {
-
-int g_failures = 0;
-
-#define EXPECT(cond)                                                           \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                            \
-    }                                                                          \
-  } while (0)
 
 constexpr int32_t kCls = 2, kSep = 3, kL = 32;
 
@@ -247,6 +238,32 @@ void TestPassesAndSeedsDraw() {
   EXPECT(seed_differs);
 }
 
+// The same document at (pass 0, index 1) and (pass 1, index 0): independent draws.
+void TestPassAndDocumentKeysDoNotOverlap() {
+  InstanceOptions o = Options(SentenceTask::kSop);
+  o.short_seq_prob = 0.5;  // more draws per document
+  InstanceStream stream(o);
+  std::vector<int32_t> ids(200), lengths(20, 10);
+  std::vector<int8_t> flags(200, 1);
+  for (int t = 0; t < 200; ++t) ids[t] = Id(0, t);
+  std::vector<std::vector<int32_t>> rows_of[2][2];  // [pass][document]
+  for (int p = 0; p < 2; ++p) {
+    stream.StartPass(p);
+    for (int d = 0; d < 2; ++d) {
+      EXPECT(stream.AddDocument(ids.data(), flags.data(), lengths.data(), 20));
+      const int64_t n = stream.Ready();
+      std::vector<int32_t> out(n * kL), seg(n * kL), bnd(n * kL), len(n), lab(n);
+      stream.Take(n, out.data(), seg.data(), bnd.data(), len.data(), lab.data());
+      for (int64_t r = 0; r < n; ++r) {
+        rows_of[p][d].emplace_back(out.begin() + r * kL, out.begin() + (r + 1) * kL);
+      }
+    }
+    EXPECT(stream.EndPass());
+  }
+  EXPECT(!rows_of[0][1].empty() && rows_of[0][1] != rows_of[1][0]);
+  EXPECT(rows_of[0][0] != rows_of[0][1]);
+}
+
 void TestValidation() {
   EXPECT(ValidateInstanceOptions(Options(SentenceTask::kSop)).empty());
   InstanceOptions o = Options(SentenceTask::kSop);
@@ -262,7 +279,7 @@ void TestValidation() {
 
 int main() {
   using namespace pretrain_records;
-  const std::vector<std::pair<const char*, std::function<void()>>> tests = {
+  return RunTests({
       {"SingleSegmentRowsAreRunsOfTheDocument", TestSingleSegmentRowsAreRunsOfTheDocument},
       {"SopSwapsHalfAndKeepsOrderOtherwise", TestSopSwapsHalfAndKeepsOrderOtherwise},
       {"NspRandomSegmentsComeFromOtherDocuments", TestNspRandomSegmentsComeFromOtherDocuments},
@@ -270,17 +287,7 @@ int main() {
       {"TruncationKeepsRowsWithinLength", TestTruncationKeepsRowsWithinLength},
       {"ShuffleIsAPermutationAndSeeded", TestShuffleIsAPermutationAndSeeded},
       {"PassesAndSeedsDraw", TestPassesAndSeedsDraw},
+      {"PassAndDocumentKeysDoNotOverlap", TestPassAndDocumentKeysDoNotOverlap},
       {"Validation", TestValidation},
-  };
-  int failed_tests = 0;
-  for (const auto& [name, test] : tests) {
-    const int before = g_failures;
-    test();
-    const bool ok = g_failures == before;
-    failed_tests += !ok;
-    std::printf("%s %s\n", ok ? "PASS" : "FAIL", name);
-  }
-  std::printf("%d passed, %d failed\n", static_cast<int>(tests.size()) - failed_tests,
-              failed_tests);
-  return failed_tests == 0 ? 0 : 1;
+  });
 }

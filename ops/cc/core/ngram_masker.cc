@@ -50,15 +50,6 @@ std::string ValidateOptions(const MaskerOptions& o) {
   return "";
 }
 
-RowRandom::RowRandom(uint64_t seed0, uint64_t seed1, uint64_t row)
-    : state_(Mix(Mix(seed0 ^ 0x243F6A8885A308D3ull) ^ (seed1 + row))) {}
-
-uint64_t RowRandom::Mix(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 NgramMasker::NgramMasker(const MaskerOptions& options) : options_(options) {
   sorted_specials_ = options_.special_ids;
   sorted_specials_.push_back(kPadId);

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "row_random.h"
+
 namespace pretrain_records {
 
 // Id 0 is padding (the records' contract): never masked, not counted in the budget.
@@ -31,25 +33,6 @@ struct MaskerOptions {
 
 // Returns an empty string when the options are valid, else a one-line message.
 std::string ValidateOptions(const MaskerOptions& options);
-
-// A counter-based generator: SplitMix64 output over a Weyl sequence whose
-// start is a mix of the seed pair and the row index.
-class RowRandom {
- public:
-  RowRandom(uint64_t seed0, uint64_t seed1, uint64_t row);
-  uint64_t Next() {
-    state_ += 0x9E3779B97F4A7C15ull;
-    return Mix(state_);
-  }
-  // Uniform integer in [0, n) by Lemire's multiply-shift (n >= 1).
-  uint64_t Below(uint64_t n) {
-    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * n) >> 64);
-  }
-  static uint64_t Mix(uint64_t z);
-
- private:
-  uint64_t state_;
-};
 
 // A chosen span, in selection order: units [first_unit, first_unit + n_units).
 struct Span {

@@ -8,19 +8,10 @@
 #include <vector>
 
 #include "ngram_masker.h"
+#include "test_harness.h"
 
 namespace pretrain_records {
 namespace {
-
-int g_failures = 0;
-
-#define EXPECT(cond)                                                    \
-  do {                                                                  \
-    if (!(cond)) {                                                      \
-      std::fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
-      ++g_failures;                                                     \
-    }                                                                   \
-  } while (0)
 
 constexpr int64_t kCls = 2, kSep = 3, kMask = 4, kVocab = 1000;
 
@@ -274,7 +265,7 @@ void TestTokenModeIgnoresBoundaries() {
 
 int main() {
   using namespace pretrain_records;
-  const std::vector<std::pair<const char*, std::function<void()>>> tests = {
+  return RunTests({
       {"Validation", TestValidation},
       {"BudgetIsExactAndSpansAreClean", TestBudgetIsExactAndSpansAreClean},
       {"PaddingAndSpecialsNeverMaskedEvenAtFullRatio", TestPaddingAndSpecialsNeverMaskedEvenAtFullRatio},
@@ -284,15 +275,5 @@ int main() {
       {"RandomIdsCoverEveryNonSpecialId", TestRandomIdsCoverEveryNonSpecialId},
       {"DeterministicPerSeedAndRow", TestDeterministicPerSeedAndRow},
       {"TokenModeIgnoresBoundaries", TestTokenModeIgnoresBoundaries},
-  };
-  int failed_tests = 0;
-  for (const auto& [name, test] : tests) {
-    const int before = g_failures;
-    test();
-    const bool ok = g_failures == before;
-    failed_tests += !ok;
-    std::printf("%s %s\n", ok ? "PASS" : "FAIL", name);
-  }
-  std::printf("%d passed, %d failed\n", static_cast<int>(tests.size()) - failed_tests, failed_tests);
-  return failed_tests == 0 ? 0 : 1;
+  });
 }
