@@ -25,6 +25,18 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _fail_after_pipeline(message: str, code: int) -> NoReturn:
+    """`_fail` for an error out of pipeline code, ending the process without Python's
+    finalization: a tf.data pipeline the error left behind may still have a Python generator
+    call in flight, which can never take the GIL once finalization has begun, and tearing the
+    pipeline down then waits for it forever (a rare hang after an error, seen under load).
+    By now writers are aborted and temp files removed; the OS releases the lock."""
+    click.echo(f"make-pretrain-records: error: {message}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """One option per config key (`max_n` <-> `--max-n`); unset options leave YAML/defaults."""
     types = {bool: click.BOOL, int: click.INT, float: click.FLOAT}
@@ -159,25 +171,25 @@ def _run_pipeline(run: Callable[[], Any], reporter: Any) -> Any:
     try:
         return run()
     except state.LockedError as error:
-        _fail(str(error), EXIT_LOCKED)
+        _fail_after_pipeline(str(error), EXIT_LOCKED)
     except ImportError as error:
         if type(error).__name__ != "BeamMissingError":
             raise
-        _fail(str(error), EXIT_USAGE)
+        _fail_after_pipeline(str(error), EXIT_USAGE)
     except (sources.SourceError, tokenize.TokenizerError, config_lib.ConfigError) as error:
-        _fail(str(error), EXIT_USAGE)
+        _fail_after_pipeline(str(error), EXIT_USAGE)
     except (sources.DataError, instances.InstanceError, manifest.ManifestError) as error:
-        _fail(str(error), EXIT_DATA)
+        _fail_after_pipeline(str(error), EXIT_DATA)
     except OSError as error:
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
-        _fail(f"{where}{error.strerror or error}", EXIT_DATA)
+        _fail_after_pipeline(f"{where}{error.strerror or error}", EXIT_DATA)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail_after_pipeline("interrupted", 130)
     except Exception as error:
         if not type(error).__module__.startswith("tensorflow"):
             raise
         message = getattr(error, "message", str(error)).strip().splitlines()
-        _fail(message[0] if message else type(error).__name__, EXIT_DATA)
+        _fail_after_pipeline(message[0] if message else type(error).__name__, EXIT_DATA)
 
 
 @main.command("train-tokenizer")
