@@ -1,16 +1,22 @@
 """Building work units on Apache Beam (an optional extra: `make-pretrain-records[beam]`).
 
-The driver plans the units, reuses complete ones and publishes; Beam only builds the missing
-units, each with exactly the code of the local runner, so the bytes are the same on any runner
-and any number of workers. A unit's shards are staged (temp file + rename) in OUT/.mpr/units on
-a filesystem the driver and the workers share.
+The same units as the local executors are the Beam work items, each built by exactly the
+local code (`unit_build.build_unit`), so the bytes are the same on any runner and any number of
+workers. Units write their kept records under OUT/.mpr/units, which the driver and the workers
+must share (gs://, or a shared mount); the driver then merges and publishes.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+import dataclasses
+import logging
 from typing import Any
+
+from pretrain_records.pipeline import testhooks
+from pretrain_records.pipeline.errors import UsageError
+from pretrain_records.pipeline.events import Events
+from pretrain_records.pipeline.outdir import OutputDir
+from pretrain_records.pipeline.unit_build import UnitJob, UnitResult
 
 RUNNERS = ("direct", "dataflow", "flink", "spark", "portable")
 _BEAM_RUNNER = {
@@ -22,27 +28,25 @@ _BEAM_RUNNER = {
 ATTEMPTS = 3
 
 
-class BeamMissingError(ImportError):
-    """Apache Beam is not installed (a usage error: the message names the extra)."""
-
-
 def _import_beam() -> Any:
     try:
         import apache_beam
-    except ImportError as error:
-        raise BeamMissingError(
+    except ImportError:
+        raise UsageError(
             "--runner other than local needs Apache Beam: pip install 'make-pretrain-records[beam]'"
-        ) from error
+        ) from None
     return apache_beam
 
 
 def pipeline_options(runner: str, workers: int, extra: dict[str, str]) -> tuple[Any, Any]:
-    """(runner object or name, PipelineOptions) for `runner`; local runs use FnApiRunner
+    """(runner object or name, PipelineOptions) for `runner`; `direct` uses FnApiRunner
     (Beam's default DirectRunner wants to download a binary, which fails offline)."""
     _import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
     flags = [f"--{key}={value}" for key, value in sorted(extra.items())]
+    level = logging.getLevelName(logging.getLogger("apache_beam").getEffectiveLevel())
+    flags.append(f"--default_sdk_harness_log_level={level}")
     if runner == "direct":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
@@ -56,35 +60,36 @@ def pipeline_options(runner: str, workers: int, extra: dict[str, str]) -> tuple[
 class _BuildUnit:
     """DoFn body: loads the op and the tokenizer once per worker, builds one unit per element."""
 
-    def __init__(self, out: str, config: Any, model: bytes, units: dict[str, Any]) -> None:
-        self.out, self.config, self.model, self.units = out, config, model, units
-        self.tokenizer = None
+    def __init__(self, out: str, model: bytes, jobs: dict[str, UnitJob]) -> None:
+        self.out, self.model, self.jobs = out, model, jobs
+        self.tokenizer: Any = None
 
     def setup(self) -> None:
-        from pretrain_records.ops import masking
+        from pretrain_records.ops import library
         from pretrain_records.pipeline.tokenize import Tokenizer
 
         try:
-            masking.load_library()
+            library.load()
         except ImportError:
             # A remote worker gets the C++ sources in the package: build against its TF.
-            from pretrain_records.ops import build as op_build
+            from pretrain_records.ops import compile_library
 
-            op_build.build()
-            masking.load_library()
+            compile_library.compile_library()
+            library.load()
         self.tokenizer = Tokenizer(self.model, name="spm.model")
 
     def process(self, fingerprint: str) -> Any:
-        from pretrain_records.pipeline.records import build_unit
+        from pretrain_records.pipeline.unit_build import build_unit
 
-        marker = os.environ.get("MPR_FAULT_WORKER_ONCE")
-        if marker and not os.path.exists(marker):
-            # Fault injection for tests: this worker fails once, mid-unit.
-            with open(marker, "w") as stream:
-                stream.write(fingerprint)
-            raise RuntimeError(f"injected worker fault in unit {fingerprint}")
-        unit = self.units[fingerprint]
-        build_unit(unit, fingerprint, self.config, self.tokenizer, self.out, None)
+        marker = testhooks.fail_worker_once()
+        if marker:
+            import os
+
+            if not os.path.exists(marker):
+                with open(marker, "w") as stream:
+                    stream.write(fingerprint)
+                raise RuntimeError(f"injected worker fault in unit {fingerprint}")
+        build_unit(self.jobs[fingerprint], self.tokenizer, OutputDir(self.out))
         yield fingerprint
 
 
@@ -99,10 +104,8 @@ def _pipeline(beam: Any, runner: Any, options: Any, fingerprints: list[str], bod
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)
     except ValueError as error:  # Beam's validation of the pipeline options
-        from pretrain_records.pipeline.config import ConfigError
-
         problems = " ".join(line.strip() for line in str(error).splitlines()[1:] if line.strip())
-        raise ConfigError(f"--beam-option: {problems or error}") from None
+        raise UsageError(f"--beam-option: {problems or error}") from None
     _ = (
         pipeline
         | "Units" >> beam.Create(fingerprints)
@@ -113,18 +116,15 @@ def _pipeline(beam: Any, runner: Any, options: Any, fingerprints: list[str], bod
 
 
 def describe(
-    pending: dict[str, Any],
-    out: str,
-    config: Any,
-    runner: str,
-    workers: int,
-    options: dict[str, str],
+    runner: str, workers: int, options: dict[str, str], out: OutputDir, units: int
 ) -> dict[str, Any]:
     """Dry run: the job graph for `runner`, built and serialized offline, never submitted."""
     beam = _import_beam()
     beam_runner, beam_options = pipeline_options(runner, workers, options)
-    body = _BuildUnit(out, config, b"", pending)
-    pipeline = _pipeline(beam, beam_runner, beam_options, sorted(pending), body)
+    fingerprints = [f"{i:032x}" for i in range(units)]
+    pipeline = _pipeline(
+        beam, beam_runner, beam_options, fingerprints, _BuildUnit(out.path, b"", {})
+    )
     proto = pipeline.to_runner_api()
     names = sorted(
         t.unique_name for t in proto.components.transforms.values() if "/" not in t.unique_name
@@ -132,36 +132,47 @@ def describe(
     return {"runner": runner, "transforms": names, "graph_bytes": proto.ByteSize()}
 
 
-def build_units(
-    pending: dict[str, Any],
-    out: str,
-    config: Any,
-    model: bytes,
-    runner: str,
-    workers: int,
-    options: dict[str, str],
-    done: Callable[[str], bool],
-    log: Callable[[str], None],
-) -> None:
-    """Builds the `pending` units (fingerprint -> Unit) on Beam. The local FnApiRunner does not
-    retry a failed bundle (Dataflow, Flink and Spark do), so the driver resubmits the units
-    still missing: units are idempotent, a retry yields the same bytes."""
-    beam = _import_beam()
-    import logging
+@dataclasses.dataclass(frozen=True)
+class Beam:
+    """The executor that builds missing units on a Beam runner."""
 
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    body = _BuildUnit(out, config, model, pending)
-    remaining = sorted(pending)
-    for attempt in range(1, ATTEMPTS + 1):
-        beam_runner, beam_options = pipeline_options(runner, workers, options)
-        try:
-            _pipeline(beam, beam_runner, beam_options, remaining, body).run().wait_until_finish()
-            return
-        except Exception as error:  # a worker failure surfaces here, whatever its type
-            remaining = [fp for fp in remaining if not done(fp)]
-            if attempt == ATTEMPTS or not remaining:
+    runner: str
+    workers: int
+    options: dict[str, str]
+
+    def build(
+        self, jobs: list[UnitJob], model: bytes, out: OutputDir, events: Events
+    ) -> list[UnitResult]:
+        """Runs the units as Beam elements. The local FnApiRunner does not retry a failed
+        bundle (Dataflow, Flink and Spark do), so the driver resubmits the units still missing:
+        units are idempotent, a retry yields the same bytes."""
+        beam = _import_beam()
+        body = _BuildUnit(out.path, model, {job.fingerprint: job for job in jobs})
+        remaining = sorted(body.jobs)
+        events.log(f"building {len(jobs)} units on Beam ({self.runner}, {self.workers} workers)")
+        for attempt in range(1, ATTEMPTS + 1):
+            beam_runner, beam_options = pipeline_options(self.runner, self.workers, self.options)
+            try:
+                _pipeline(
+                    beam, beam_runner, beam_options, remaining, body
+                ).run().wait_until_finish()
+                break
+            except Exception as error:  # a worker failure surfaces here, whatever its type
+                remaining = [fp for fp in remaining if out.kept_unit(fp) is None]
                 if not remaining:
-                    return
-                raise
-            first_line = str(error).strip().splitlines()[-1][:200] if str(error) else error
-            log(f"beam attempt {attempt} failed ({first_line}); retrying {len(remaining)} units")
+                    break
+                if attempt == ATTEMPTS:
+                    raise
+                last = str(error).strip().splitlines()[-1][:200] if str(error).strip() else error
+                events.log(
+                    f"beam attempt {attempt} failed ({last}); retrying {len(remaining)} units"
+                )
+        results = []
+        for job in jobs:
+            record = out.kept_unit(job.fingerprint)
+            if record is None:
+                raise RuntimeError(f"Beam finished without unit {job.label}")
+            result = UnitResult.from_json(record)
+            events.advance(job.input_bytes * job.passes(), result.records)
+            results.append(result)
+        return results

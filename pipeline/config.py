@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pretrain_records.pipeline.errors import UsageError
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError, ValueError):
     """A configuration mistake (exit code 2); the message names the key or file."""
 
 

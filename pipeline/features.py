@@ -1,59 +1,14 @@
-"""Record features: names, the parsing spec, padding, static masking in tf.data, serialization."""
+"""Record features in TensorFlow: the parsing spec, static masking of padded rows, serialization."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from pretrain_records.pipeline.config import BuildConfig
-
-MASK_BATCH = 256  # instances per call of the masking op
-
-
-def feature_names(version: str) -> dict[str, str]:
-    """Our canonical names -> the names written (Model Garden v1 or v2)."""
-    v2 = version == "v2"
-    return {
-        "input_ids": "input_word_ids" if v2 else "input_ids",
-        "input_mask": "input_mask",
-        "segment_ids": "input_type_ids" if v2 else "segment_ids",
-        "token_boundary": "token_boundary",
-        "masked_lm_positions": "masked_lm_positions",
-        "masked_lm_ids": "masked_lm_ids",
-        "masked_lm_weights": "masked_lm_weights",
-        "next_sentence_labels": "next_sentence_labels",
-    }
-
-
-def feature_spec(config: BuildConfig) -> dict[str, dict[str, Any]]:
-    """The written features: name -> {dtype, shape}; also stored in the manifest."""
-    names = feature_names(config.feature_names)
-    length, predictions = config.max_seq_length, config.max_predictions_per_seq
-    spec = {
-        names["input_ids"]: ("int64", [length]),
-        names["input_mask"]: ("int64", [length]),
-        names["segment_ids"]: ("int64", [length]),
-        names["token_boundary"]: ("int64", [length]),
-        names["next_sentence_labels"]: ("int64", [1]),
-    }
-    if config.masking == "static":
-        spec[names["masked_lm_positions"]] = ("int64", [predictions])
-        spec[names["masked_lm_ids"]] = ("int64", [predictions])
-        spec[names["masked_lm_weights"]] = ("float32", [predictions])
-    return {name: {"dtype": dtype, "shape": shape} for name, (dtype, shape) in spec.items()}
-
-
-def batch_signature(length: int) -> dict[str, tf.TensorSpec]:
-    return {
-        "input_ids": tf.TensorSpec([None, length], tf.int32),
-        "segment_ids": tf.TensorSpec([None, length], tf.int32),
-        "token_boundary": tf.TensorSpec([None, length], tf.int32),
-        "length": tf.TensorSpec([None], tf.int32),
-        "label": tf.TensorSpec([None], tf.int32),
-    }
+from pretrain_records.pipeline.schema import feature_names
 
 
 def parse_spec(features: dict[str, dict[str, Any]]) -> dict[str, tf.io.FixedLenFeature]:
@@ -109,64 +64,6 @@ def mask_padded(
             positions.row_lengths(), predictions, dtype=tf.float32
         ),
     }
-
-
-def record_batches(
-    batches: tf.data.Dataset,
-    config: BuildConfig,
-    special_ids: tuple[int, ...],
-    mask_id: int,
-    vocab_size: int,
-    seed0: int,
-) -> tf.data.Dataset:
-    """Maps (index, batch of padded instances) to serialized records framed as TFRecords:
-    NgramMask (static masking) then EncodeExamples.
-
-    Row i of batch b draws from seed (seed0, b * MASK_BATCH + i): the masks of an instance
-    depend on its position in the stream only, never on parallelism.
-    """
-    to_records = _records_function(config, special_ids, mask_id, vocab_size)
-    seed = tf.constant(seed0, tf.int64)
-    return batches.map(
-        tf.autograph.experimental.do_not_convert(
-            lambda index, batch: to_records(index, batch, seed)
-        ),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _records_function(
-    config: BuildConfig, special_ids: tuple[int, ...], mask_id: int, vocab_size: int
-) -> Any:
-    """One traced function per setting, shared by the pipelines of every unit of a build."""
-    signature = [
-        tf.TensorSpec([], tf.int64),
-        batch_signature(config.max_seq_length),
-        tf.TensorSpec([], tf.int64),
-    ]
-
-    @tf.function(input_signature=signature, autograph=False)
-    def to_records(index: tf.Tensor, batch: dict[str, tf.Tensor], seed0: tf.Tensor) -> tf.Tensor:
-        if config.masking == "static":
-            seed = tf.stack([seed0, index * MASK_BATCH])
-            batch = {
-                **batch,
-                **mask_padded(
-                    batch["input_ids"],
-                    batch["token_boundary"],
-                    batch["length"],
-                    seed,
-                    config,
-                    special_ids,
-                    mask_id,
-                    vocab_size,
-                ),
-            }
-        return encode_batch(batch, config, tfrecord_frame=True)
-
-    return to_records
 
 
 def encode_batch(

@@ -1,36 +1,49 @@
-"""Reading records back: decoded examples, statistics, and verification against the manifest."""
+"""Reading a build back: decoded examples, statistics (mixing included), verification."""
 
 from __future__ import annotations
 
 import collections
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
-from pretrain_records.pipeline import features
+from pretrain_records.pipeline import features, storage
 from pretrain_records.pipeline import manifest as manifest_lib
-from pretrain_records.pipeline.tokenize import Tokenizer
-from pretrain_records.pipeline.writer import COMPRESSION, file_digest
+from pretrain_records.pipeline.errors import DataError
+from pretrain_records.pipeline.merge import PROVENANCE_ENTRY
+from pretrain_records.pipeline.outdir import file_sha256
+
+COMPRESSION = {"none": "", "gzip": "GZIP", "zlib": "ZLIB"}
 
 
 def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:
     """(output dir, manifest, shard paths) for an output directory or one of its shards."""
-    directory = path if os.path.isdir(path) else os.path.dirname(path) or "."
-    manifest = manifest_lib.read(directory)
-    if os.path.isdir(path):
-        shards = [manifest_lib.safe_member(directory, s["name"]) for s in manifest["shards"]]
-    else:
-        shards = [path]
-    return directory, manifest, shards
+    if storage.isdir(path):
+        manifest = manifest_lib.read(path)
+        return (
+            path,
+            manifest,
+            [manifest_lib.safe_member(path, s["name"]) for s in manifest["shards"]],
+        )
+    directory = path.rsplit("/", 1)[0] if "/" in path else "."
+    return directory, manifest_lib.read(directory), [path]
 
 
-def _dataset(manifest: dict[str, Any], shards: list[str]) -> tf.data.Dataset:
+def _examples(manifest: dict[str, Any], shards: list[str]) -> Iterator[dict[str, np.ndarray]]:
+    """Parsed records shard by shard; a shard that cannot be read is a DataError naming it."""
+    import tensorflow as tf
+
     spec = features.parse_spec(manifest["features"])
     compression = COMPRESSION[manifest["config"]["compression"]]
-    records = tf.data.TFRecordDataset(shards, compression_type=compression)
-    return records.map(lambda r: tf.io.parse_single_example(r, spec))
+    for shard in shards:
+        records = tf.data.TFRecordDataset(shard, compression_type=compression)
+        parsed = records.map(lambda r: tf.io.parse_single_example(r, spec))
+        try:
+            for example in parsed.as_numpy_iterator():
+                yield _canonical(example)
+        except tf.errors.OpError as error:
+            first = error.message.strip().splitlines()[0] if error.message.strip() else ""
+            raise DataError(f"{shard}: unreadable ({first})") from None
 
 
 def _canonical(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -41,13 +54,17 @@ def _canonical(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def show_examples(path: str, count: int) -> Iterator[str]:
     """Decoded examples: pieces, `[[shown|original]]` where masked, segments, label."""
+    from pretrain_records.pipeline.tokenize import Tokenizer
+
     directory, manifest, shards = _locate(path)
-    tokenizer = Tokenizer.load(manifest_lib.safe_member(directory, manifest["tokenizer"]["file"]))
+    model = manifest_lib.safe_member(directory, manifest["tokenizer"]["file"])
+    tokenizer = Tokenizer(storage.read_bytes(model), name=model)
     task = manifest["config"]["sentence_task"]
-    for number, example in enumerate(_dataset(manifest, shards).take(count).as_numpy_iterator()):
-        example = _canonical(example)
+    meanings = {"nsp": ("actual next", "random B"), "sop": ("in order", "swapped"), "none": "--"}
+    if count == 0:
+        return
+    for number, example in enumerate(_examples(manifest, shards)):
         length = int(example["input_mask"].sum())
-        ids = example["input_ids"][:length]
         originals: dict[int, int] = {}
         if "masked_lm_positions" in example:
             for p, label, w in zip(
@@ -58,55 +75,43 @@ def show_examples(path: str, count: int) -> Iterator[str]:
             ):
                 if w > 0:
                     originals[int(p)] = int(label)
-        pieces = tokenizer.decode_pieces(ids)
         shown = []
-        for t, piece in enumerate(pieces):
+        for t, piece in enumerate(tokenizer.decode_pieces(example["input_ids"][:length])):
             if t in originals:
-                original = tokenizer.processor.id_to_piece(originals[t])
-                shown.append(f"[[{piece}|{original}]]")
+                shown.append(f"[[{piece}|{tokenizer.processor.id_to_piece(originals[t])}]]")
             else:
                 shown.append(piece)
         label = int(example["next_sentence_labels"][0])
-        meaning = {
-            "nsp": "random B" if label else "actual next",
-            "sop": "swapped" if label else "in order",
-            "none": "-",
-        }[task]
         yield (
             f"--- example {number}: {length} tokens, {len(originals)} masked, "
-            f"{task} label {label} ({meaning})\n" + " ".join(shown)
+            f"{task} label {label} ({meanings[task][label]})\n" + " ".join(shown)
         )
+        if number + 1 >= count:
+            return
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     """(start, length) of maximal runs of True."""
-    runs, start = [], None
-    for i, flag in enumerate(flags.tolist() + [False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            runs.append((start, i - start))
-            start = None
-    return runs
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
 
 
-def collect_stats(path: str) -> dict[str, Any]:
-    """Length histogram, masked share, span lengths (words, tokens), label balance."""
-    _, manifest, shards = _locate(path)
+def collect_stats(path: str, sample: int = 256) -> dict[str, Any]:
+    """Length histogram, masked share, span lengths (words, tokens), label balance, mixing."""
+    directory, manifest, shards = _locate(path)
     length = manifest["config"]["max_seq_length"]
     bins = np.linspace(0, length, 9).astype(int)
     lengths, labels = [], collections.Counter()
     span_tokens, span_words = collections.Counter(), collections.Counter()
     masked = real = 0
-    for example in _dataset(manifest, shards).as_numpy_iterator():
-        example = _canonical(example)
+    for example in _examples(manifest, shards):
         n = int(example["input_mask"].sum())
         lengths.append(n)
         real += n
         labels[int(example["next_sentence_labels"][0])] += 1
         if "masked_lm_positions" in example:
-            weights = example["masked_lm_weights"] > 0
-            positions = example["masked_lm_positions"][weights]
+            positions = example["masked_lm_positions"][example["masked_lm_weights"] > 0]
             masked += len(positions)
             chosen = np.zeros(length, bool)
             chosen[positions] = True
@@ -115,7 +120,7 @@ def collect_stats(path: str) -> dict[str, Any]:
                 starts = example["token_boundary"][start : start + size]
                 span_words[max(1, int(starts.sum()))] += 1
     histogram, _ = np.histogram(lengths, bins=bins)
-    return {
+    stats = {
         "records": len(lengths),
         "length_bins": bins.tolist(),
         "length_histogram": histogram.tolist(),
@@ -124,6 +129,66 @@ def collect_stats(path: str) -> dict[str, Any]:
         "span_tokens": dict(sorted(span_tokens.items())),
         "span_words": dict(sorted(span_words.items())),
         "labels": dict(sorted(labels.items())),
+    }
+    if storage.isdir(path):
+        stats["mixing"] = mixing(directory, manifest, sample)
+    return stats
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (as Spearman's correlation wants them)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2.0)[inverse]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (0 when either side is constant)."""
+    rx, ry = _average_ranks(x), _average_ranks(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def provenance(directory: str, manifest: dict[str, Any]) -> list[np.ndarray]:
+    """Per shard, the input file index of each record (files in the manifest's input order)."""
+    files = {entry["path"]: i for i, entry in enumerate(manifest.get("inputs", []))}
+    pieces = [[files[p[0]] for p in unit["pieces"]] for unit in manifest["units"]]
+    path = manifest_lib.safe_member(directory, manifest_lib.PROVENANCE)
+    data = np.frombuffer(storage.read_bytes(path), "<u4").reshape(-1, PROVENANCE_ENTRY.size // 4)
+    offsets = np.cumsum([0] + [s["records"] for s in manifest["shards"]])
+    flat = np.array([i for unit in pieces for i in unit] or [0], np.int64)
+    first = np.cumsum([0] + [len(unit) for unit in pieces])[:-1].astype(np.int64)
+    per_shard = []
+    for s in range(len(manifest["shards"])):
+        rows = data[offsets[s] : offsets[s + 1]].astype(np.int64)
+        per_shard.append(flat[first[rows[:, 0]] + rows[:, 1]])
+    return per_shard
+
+
+def mixing(directory: str, manifest: dict[str, Any], sample: int) -> dict[str, Any]:
+    """How well every shard samples the whole corpus: the share of input files present in each
+    shard, distinct files among `sample` random records and `sample` consecutive records of
+    each shard, and |Spearman(position in shard, file order)|."""
+    if not any(f.get("name") == manifest_lib.PROVENANCE for f in manifest.get("files", [])):
+        return {}
+    files = len(manifest.get("inputs", []))
+    rng = np.random.default_rng(0)
+    present, random_distinct, window_distinct, correlations = [], [], [], []
+    for shard in provenance(directory, manifest):
+        present.append(len(np.unique(shard)) / files)
+        picked = np.sort(rng.choice(len(shard), min(sample, len(shard)), replace=False))
+        random_distinct.append(len(np.unique(shard[picked])))
+        start = int(rng.integers(0, max(1, len(shard) - sample + 1)))
+        window_distinct.append(len(np.unique(shard[start : start + sample])))
+        correlations.append(abs(spearman(np.arange(len(shard)), shard)))
+    return {
+        "files": files,
+        "sample": sample,
+        "file_share_per_shard": float(np.mean(present)),
+        "distinct_files_in_random_sample": float(np.mean(random_distinct)),
+        "distinct_files_in_consecutive_records": float(np.mean(window_distinct)),
+        "abs_spearman_position_vs_file_order": float(np.mean(correlations)),
     }
 
 
@@ -145,24 +210,43 @@ def format_stats(stats: dict[str, Any]) -> str:
     total = sum(stats["labels"].values()) or 1
     balance = ", ".join(f"{k}: {v} ({v / total:.3f})" for k, v in stats["labels"].items())
     lines.append(f"sentence labels: {balance}")
+    mix = stats.get("mixing")
+    if mix:
+        lines.append(
+            f"mixing over {mix['files']} input files (per shard, mean): "
+            f"{100 * mix['file_share_per_shard']:.0f}% of the files present; "
+            f"{mix['distinct_files_in_random_sample']:.1f} distinct files in {mix['sample']} "
+            f"random records, {mix['distinct_files_in_consecutive_records']:.1f} in "
+            f"{mix['sample']} consecutive ones; |Spearman(position, file order)| "
+            f"{mix['abs_spearman_position_vs_file_order']:.3f}"
+        )
     return "\n".join(lines)
 
 
 def verify(out: str) -> list[str]:
-    """Problems found checking each shard against the manifest (empty: all good)."""
+    """Problems found checking every file of the build against the manifest (empty: none),
+    and files that look like shards but are not in it."""
+    import tensorflow as tf
+
     manifest = manifest_lib.read(out)
     compression = COMPRESSION[manifest["config"]["compression"]]
     problems = []
-    for shard in manifest["shards"]:
-        path = manifest_lib.safe_member(out, shard["name"])
-        if not os.path.exists(path):
+    for name, entry in manifest_lib.owned_files(manifest).items():
+        path = manifest_lib.safe_member(out, name)
+        if not storage.exists(path):
             problems.append(f"{path}: missing")
             continue
-        size, sha = file_digest(path)
-        if size != shard["bytes"]:
-            problems.append(f"{path}: {size} bytes, manifest says {shard['bytes']}")
-        if sha != shard["sha256"]:
+        if "sha256" not in entry:
+            continue
+        size, sha = file_sha256(path)
+        if size != entry["bytes"]:
+            problems.append(f"{path}: {size} bytes, manifest says {entry['bytes']}")
+        if sha != entry["sha256"]:
             problems.append(f"{path}: sha256 differs from the manifest")
+    for shard in manifest["shards"]:
+        path = manifest_lib.safe_member(out, shard["name"])
+        if not storage.exists(path):
+            continue
         try:
             records = sum(1 for _ in tf.data.TFRecordDataset(path, compression_type=compression))
         except tf.errors.OpError as error:
@@ -170,4 +254,11 @@ def verify(out: str) -> list[str]:
             continue
         if records != shard["records"]:
             problems.append(f"{path}: {records} records, manifest says {shard['records']}")
+    listed = {s["name"] for s in manifest["shards"]}
+    for name in storage.listdir(out):
+        if manifest_lib.SHARD_NAME.fullmatch(name) and name not in listed:
+            problems.append(
+                f"{storage.join(out, name)}: looks like a shard but is not in the manifest "
+                "(a reader globbing train-* would read it)"
+            )
     return problems

@@ -1,59 +1,88 @@
-"""manifest.json: what a build wrote, written last and atomically; read back with path checks."""
+"""manifest.json: what a build published, read back with every name confined to OUT.
+
+A manifest names each file of its build with its size and sha256 (`shards` and `files`): that
+is how the tool knows which files are its own. Format 1 (older versions) listed only shards.
+"""
 
 from __future__ import annotations
 
 import json
-import os
+import re
 from typing import Any
 
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.errors import DataError
+
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
+TOOL = "make-pretrain-records"
+PROVENANCE = ".mpr/provenance.bin"  # the one published file that is not at OUT's top level
+SHARD_NAME = re.compile(r"train-\d{5}-of-\d{5}\.tfrecord(\.gz|\.zz)?")
 
 
-class ManifestError(RuntimeError):
-    """A missing, unreadable or unsafe manifest."""
-
-
-def write(directory: str, manifest: dict[str, Any]) -> str:
-    """Writes `manifest.json` via a temp file and a rename; returns its path."""
-    path = os.path.join(directory, MANIFEST)
-    temp = os.path.join(directory, f".{MANIFEST}.partial-{os.getpid()}")
-    with open(temp, "w", encoding="utf-8") as stream:
-        json.dump(manifest, stream, indent=1, sort_keys=False, ensure_ascii=False)
-        stream.write("\n")
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(temp, path)
-    return path
+class ManifestError(DataError):
+    """A missing, unreadable, foreign or unsafe manifest (exit 1)."""
 
 
 def safe_member(directory: str, name: Any) -> str:
     """The path of `name` inside `directory`; ManifestError for anything that would leave it."""
+    if name == PROVENANCE:
+        return storage.join(directory, ".mpr", "provenance.bin")
     if (
         not isinstance(name, str)
         or not name
-        or name != os.path.basename(name)
+        or "/" in name
+        or "\\" in name
         or name in (".", "..")
-        or os.path.isabs(name)
+        or "\0" in name
     ):
-        raise ManifestError(f"{os.path.join(directory, MANIFEST)}: refusing file name {name!r}")
-    return os.path.join(directory, name)
+        path = storage.join(directory, MANIFEST)
+        raise ManifestError(f"{path}: refusing file name {str(name)[:80]!r}")
+    return storage.join(directory, name)
+
+
+def parse(data: bytes, directory: str) -> dict[str, Any]:
+    """A manifest's content, checked: ours, well formed, every name inside `directory`."""
+    path = storage.join(directory, MANIFEST)
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ManifestError(f"{path}: not a make-pretrain-records manifest ({error})") from None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("tool", TOOL) != TOOL
+        or not isinstance(manifest.get("shards"), list)
+        or not isinstance(manifest.get("config"), dict)
+    ):
+        raise ManifestError(f"{path}: not a make-pretrain-records manifest")
+    for entry in manifest["shards"] + manifest.setdefault("files", []):
+        if not isinstance(entry, dict) or not isinstance(entry.get("bytes", 0), int):
+            raise ManifestError(f"{path}: malformed file entry {str(entry)[:80]}")
+        safe_member(directory, entry.get("name"))
+    return manifest
 
 
 def read(directory: str) -> dict[str, Any]:
-    """Reads and sanity-checks `manifest.json`; every listed name stays inside `directory`."""
-    path = os.path.join(directory, MANIFEST)
+    """Reads and checks `directory`/manifest.json."""
+    path = storage.join(directory, MANIFEST)
     try:
-        with open(path, encoding="utf-8") as stream:
-            manifest = json.load(stream)
+        data = storage.read_bytes(path)
     except FileNotFoundError:
         raise ManifestError(f"{path}: no manifest (not a finished build?)") from None
-    except (OSError, ValueError) as error:
-        raise ManifestError(f"{path}: unreadable manifest ({error})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards"), list):
-        raise ManifestError(f"{path}: not a make-pretrain-records manifest")
-    for shard in manifest["shards"]:
-        if not isinstance(shard, dict):
-            raise ManifestError(f"{path}: malformed shard entry {shard!r}")
-        safe_member(directory, shard.get("name"))
-    return manifest
+    except OSError as error:
+        raise ManifestError(f"{path}: unreadable manifest ({error.strerror or error})") from None
+    return parse(data, directory)
+
+
+def owned_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every file the manifest's build published: name -> {bytes, sha256} (sha256 may be
+    missing for the tokenizer and config of format-1 manifests)."""
+    entries = {e["name"]: e for e in manifest["shards"] + manifest.get("files", [])}
+    if manifest.get("format", 1) < 2:
+        for name in ("spm.model", "spm.vocab", "config.yaml"):
+            entries.setdefault(name, {"name": name})
+    return entries
+
+
+def dumps(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()

@@ -6,17 +6,17 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
+from pretrain_records.pipeline.errors import UsageError
 
 SPECIALS = ("[CLS]", "[SEP]", "[MASK]")
 WORD_MARK = "\u2581"  # SentencePiece's "▁": the piece starts a word
 
 
-class TokenizerError(ValueError):
-    """A SentencePiece model the tool cannot use; the message names what is missing."""
+class TokenizerError(UsageError):
+    """A SentencePiece model the tool cannot use (exit 2); the message names what is missing."""
 
 
 def _starts_word_without_space(piece: str) -> bool:
@@ -69,14 +69,9 @@ class Tokenizer:
 
     @classmethod
     def load(cls, path: str) -> Tokenizer:
-        from pretrain_records.pipeline.sources import DataError, open_binary
+        from pretrain_records.pipeline.tokenizer_source import load_given
 
-        try:
-            with open_binary(path) as stream:
-                data = stream.read()
-        except OSError as error:
-            raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
-        return cls(data, name=path)
+        return load_given(path)
 
     def encode(self, sentences: list[str]) -> list[list[int]]:
         """Token ids of each sentence (batched in C++)."""
@@ -149,9 +144,3 @@ def vocab_text(processor: spm.SentencePieceProcessor) -> bytes:
         f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
         for i in range(processor.get_piece_size())
     ).encode("utf-8")
-
-
-def write_model(proto: bytes, vocab: bytes, prefix: str | Path) -> None:
-    """Writes PREFIX.model and PREFIX.vocab."""
-    Path(f"{prefix}.model").write_bytes(proto)
-    Path(f"{prefix}.vocab").write_bytes(vocab)

@@ -1,4 +1,4 @@
-"""The tool's version, readable without importing TensorFlow."""
+"""The tool's version, readable without importing TensorFlow (the CLI and the manifest use it)."""
 
 from importlib import metadata
 

@@ -1,0 +1,146 @@
+"""Input files: paths, globs and directories expanded to a sorted, de-duplicated file list.
+
+A path that exists is taken literally (so `data[1].txt` is a file, not a glob); anything else is
+a glob. Directory walks skip the output directory, hidden files and folders (`.git`, `.mpr`)
+and anything that is not a regular file (FIFOs, sockets, devices), counting what they skip. A
+file named twice (relative, `./`, absolute, through a symlink) is read once. Each file gets its
+path relative to the inputs' common root: it tells apart two files of one content.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import stat
+
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.errors import UsageError
+
+GLOB_CHARACTERS = "*?["
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    path: str  # as opened (absolute for local files)
+    relpath: str  # relative to the common root of every input: how the manifest names it
+
+
+@dataclasses.dataclass
+class Skipped:
+    """What directory walks left out, reported in the summary."""
+
+    hidden: int = 0
+    output_dir: int = 0
+    not_regular: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _inside(path: str, directory: str | None) -> bool:
+    if directory is None:
+        return False
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _walk_local(root: str, out_real: str | None, skipped: Skipped) -> list[str]:
+    found = []
+    for here, dirs, names in os.walk(root):
+        kept_dirs = []
+        for name in sorted(dirs):
+            full = os.path.realpath(os.path.join(here, name))
+            if name.startswith("."):
+                skipped.hidden += 1
+            elif _inside(full, out_real):
+                skipped.output_dir += 1
+            else:
+                kept_dirs.append(name)
+        dirs[:] = kept_dirs
+        for name in names:
+            full = os.path.join(here, name)
+            if name.startswith("."):
+                skipped.hidden += 1
+            elif _inside(os.path.realpath(full), out_real):
+                skipped.output_dir += 1
+            elif not _is_regular(full):
+                skipped.not_regular += 1
+            else:
+                found.append(full)
+    return found
+
+
+def _walk_remote(root: str) -> list[str]:
+    gfile = storage._gfile()
+    found = []
+    for here, dirs, names in gfile.walk(root):
+        dirs[:] = [d for d in dirs if not d.rstrip("/").startswith(".")]
+        found.extend(storage.join(here, n) for n in names if not n.startswith("."))
+    return found
+
+
+def _matches(pattern: str, out_real: str | None, skipped: Skipped) -> list[str]:
+    """Files one command-line input names."""
+    if storage.is_remote(pattern):
+        if storage.isdir(pattern):
+            return _walk_remote(pattern)
+        if storage.exists(pattern):
+            return [pattern]
+        return [m for m in storage._gfile().glob(pattern) if not storage.isdir(m)]
+    if os.path.lexists(pattern):  # an existing path is literal, whatever its characters
+        if os.path.isdir(pattern):
+            return _walk_local(pattern, out_real, skipped)
+        if not _is_regular(pattern):
+            raise UsageError(f"{pattern}: not a regular file (a FIFO, socket or device?)")
+        return [pattern]
+    if not any(c in pattern for c in GLOB_CHARACTERS):
+        raise UsageError(f"no such file: {pattern}")
+    found = []
+    for match in glob.glob(pattern, recursive=True):
+        if os.path.isdir(match):
+            found.extend(_walk_local(match, out_real, skipped))
+        elif _inside(os.path.realpath(match), out_real):
+            skipped.output_dir += 1
+        elif _is_regular(match):
+            found.append(match)
+        else:
+            skipped.not_regular += 1
+    return found
+
+
+def expand(patterns: list[str], out: str | None = None) -> tuple[list[InputFile], Skipped]:
+    """The files named by `patterns`, sorted by relative path, each once."""
+    skipped = Skipped()
+    out_real = os.path.realpath(out) if out and not storage.is_remote(out) else None
+    by_identity: dict[str, str] = {}
+    for pattern in patterns:
+        matches = _matches(pattern, out_real, skipped)
+        if not matches:
+            raise UsageError(f"no file matches {pattern}")
+        for match in matches:
+            identity = match if storage.is_remote(match) else os.path.realpath(match)
+            by_identity.setdefault(identity, match)
+    identities = sorted(by_identity)
+    root = _common_root(identities)
+    files = [InputFile(path=i, relpath=_relative(i, root)) for i in identities]
+    return sorted(files, key=lambda f: f.relpath), skipped
+
+
+def _common_root(paths: list[str]) -> str:
+    local = [p for p in paths if not storage.is_remote(p)]
+    if len(local) != len(paths) or not paths:
+        return ""
+    return os.path.commonpath([os.path.dirname(p) for p in paths])
+
+
+def _relative(path: str, root: str) -> str:
+    if not root:
+        return path
+    return os.path.relpath(path, root)

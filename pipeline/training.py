@@ -1,0 +1,42 @@
+"""`train-tokenizer`: a SentencePiece model with the records' special tokens, from input files."""
+
+from __future__ import annotations
+
+import os
+
+from pretrain_records.pipeline import documents, inputs, storage
+from pretrain_records.pipeline.config import BuildConfig
+from pretrain_records.pipeline.documents import Piece
+from pretrain_records.pipeline.errors import DataError, UsageError
+from pretrain_records.pipeline.tokenizer_source import train_on
+
+
+def whole_file_pieces(found: list[inputs.InputFile]) -> list[Piece]:
+    """Each file as one piece (its compression recognised from its first bytes)."""
+    pieces = []
+    for f in found:
+        try:
+            with storage.open_read(f.path) as stream:
+                head = stream.read(8)
+        except OSError as error:
+            raise DataError(f"{f.path}: cannot read ({error.strerror or error})") from None
+        compression = documents.compression_of(head, f.path)
+        pieces.append(Piece(f.path, f.relpath, compression, 0, None))
+    return pieces
+
+
+def train_tokenizer_files(patterns: list[str], config: BuildConfig, prefix: str) -> None:
+    """Trains on the files of `patterns` and writes PREFIX.model and PREFIX.vocab. PREFIX's
+    folder is made (or found unwritable) before the training, never after."""
+    folder = os.path.dirname(prefix) if not storage.is_remote(prefix) else ""
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise UsageError(f"-o {prefix}: cannot create {folder} ({error.strerror})") from None
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"-o {prefix}: {folder} is not writable")
+    found, _ = inputs.expand(patterns)
+    proto, vocab = train_on(whole_file_pieces(found), config)
+    storage.write_bytes(f"{prefix}.model", proto)
+    storage.write_bytes(f"{prefix}.vocab", vocab)
