@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import itertools
+import json
+import math
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,7 +20,10 @@ L, P, BATCH = 64, 10, 16
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    """Static and dynamic records from the same Korean corpus and tokenizer."""
+    """Static and dynamic records from the same Korean corpus and tokenizer, and dynamic records
+    masked token by token (`dynamic-tokens`: with whole words, the word boundaries of two
+    different records mostly hide shared draws; token by token, shared draws mask the same
+    positions of any two full-length rows)."""
     root = tmp_path_factory.mktemp("records")
     common = [
         "--language",
@@ -50,11 +59,100 @@ def records(tmp_path_factory):
         "dynamic",
         *common,
     )
+    run_cli(
+        "build",
+        corpus("ko/nsmc_reviews_sample.txt"),
+        "-o",
+        root / "dynamic-tokens",
+        "--spm-model",
+        root / "static" / "spm.model",
+        "--masking",
+        "dynamic",
+        "--whole-word",
+        "false",
+        *common,
+    )
     return root
 
 
 def batches(ds, n):
     return [{k: v.numpy() for k, v in b.items()} for b in ds.take(n)]
+
+
+KEY = ("input_ids", "segment_ids", "token_boundary", "next_sentence_labels")
+
+
+def row_key(row: dict) -> bytes:
+    """A record's unmasked content as bytes (its masks aside)."""
+    return b"".join(np.asarray(row[name], np.int64).tobytes() for name in KEY)
+
+
+def stored_rows(directory) -> list[bytes]:
+    """Every record's `row_key`, read straight from the shards in manifest order."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    spec = {
+        name: tf.io.FixedLenFeature(manifest["features"][name]["shape"], tf.int64) for name in KEY
+    }
+    files = [str(directory / shard["name"]) for shard in manifest["shards"]]
+    raw = tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, spec))
+    return [row_key(row) for row in raw.as_numpy_iterator()]
+
+
+def loaded_rows(batch: dict) -> list[bytes]:
+    """`row_key` of each row of a dynamically masked batch: masked_lm_ids put back in place."""
+    ids = batch["input_ids"].copy()
+    rows, cols = np.nonzero(batch["masked_lm_weights"])
+    ids[rows, batch["masked_lm_positions"][rows, cols]] = batch["masked_lm_ids"][rows, cols]
+    return [
+        row_key({**{k: batch[k][r] for k in KEY}, "input_ids": ids[r]}) for r in range(len(ids))
+    ]
+
+
+def load_host(directory, hosts, host, **kwargs):
+    """Host `host` of `hosts`, one replica each: per-host batches of BATCH."""
+    context = tf.distribute.InputContext(hosts, host, hosts)
+    return load_dataset(str(directory), BATCH * hosts, 7, context, **kwargs)
+
+
+def mask_positions(directory, hosts) -> list[np.ndarray]:
+    """masked_lm_positions of each host's epoch: [host][step, row, P]."""
+    return [
+        np.stack(
+            [
+                b["masked_lm_positions"]
+                for b in batches(load_host(directory, hosts, h, epochs=1), 1000)
+            ]
+        )
+        for h in range(hosts)
+    ]
+
+
+def identical_mask_rows(positions: list[np.ndarray]) -> tuple[int, int, int, int]:
+    """Identical mask rows between row i of two hosts: (at the same step, pairs compared, at
+    different steps, pairs compared), over every pair of hosts and their common steps."""
+    steps = min(len(p) for p in positions)
+    same = same_pairs = other = other_pairs = 0
+    for a, b in itertools.combinations([p[:steps] for p in positions], 2):
+        equal = np.all(a[:, None] == b[None, :], axis=-1)  # [step on a, step on b, row]
+        diagonal = equal[np.arange(steps), np.arange(steps)]
+        same, same_pairs = same + int(diagonal.sum()), same_pairs + diagonal.size
+        other += int(equal.sum() - diagonal.sum())
+        other_pairs += equal.size - diagonal.size
+    return same, same_pairs, other, other_pairs
+
+
+def hypergeometric_tail(hits: int, draws: int, successes: int, population: int) -> float:
+    """P(X >= hits), X the successes among `draws` of `population` items without replacement."""
+    ways = sum(
+        math.comb(successes, k) * math.comb(population - successes, draws - k)
+        for k in range(hits, min(successes, draws) + 1)
+    )
+    return ways / math.comb(population, draws)
+
+
+def contains(big: list, small: list) -> bool:
+    """`small` is a sub-multiset of `big`."""
+    return not collections.Counter(small) - collections.Counter(big)
 
 
 @pytest.mark.parametrize("kind", ["static", "dynamic"])
@@ -83,8 +181,8 @@ def test_batches_have_static_tpu_shapes_and_int32(records, kind):
 
 def test_dynamic_masks_are_fresh_each_epoch_and_repeat_for_the_seed(records):
     path = str(records / "dynamic")
-    files = [str(p) for p in (records / "dynamic").glob("train-*")]
-    n = int(sum(1 for _ in tf.data.TFRecordDataset(files)))
+    n = len(stored_rows(records / "dynamic"))
+    kept = n // BATCH * BATCH  # rows of each epoch: the tail that does not fill a batch is dropped
 
     def two_epochs(seed, calls=tf.data.AUTOTUNE):
         ds = load_dataset(path, BATCH, seed, epochs=2, shuffle_buffer=0, num_parallel_calls=calls)
@@ -95,16 +193,15 @@ def test_dynamic_masks_are_fresh_each_epoch_and_repeat_for_the_seed(records):
         )
 
     ids, first = two_epochs(7)
-    assert 2 * n - BATCH < len(first) <= 2 * n and n > 5 * BATCH
-    second = len(first) - n  # rows of the second epoch that made a full batch
+    assert len(first) == 2 * kept and n > 5 * BATCH
     # Record i of both epochs: the same record (no shuffle; equal outside both masks), masked
     # anew (a row drawing the same ~9 positions of 64 again is rare).
-    for i in range(second):
-        a, b = ids[i].copy(), ids[n + i].copy()
-        a[first[i]] = b[first[i]] = a[first[n + i]] = b[first[n + i]] = 0
+    for i in range(kept):
+        a, b = ids[i].copy(), ids[kept + i].copy()
+        a[first[i]] = b[first[i]] = a[first[kept + i]] = b[first[kept + i]] = 0
         assert np.array_equal(a, b)
-    same = sum(np.array_equal(first[i], first[n + i]) for i in range(second))
-    assert same <= 0.02 * second
+    same = sum(np.array_equal(first[i], first[kept + i]) for i in range(kept))
+    assert same <= 0.02 * kept
     _, again = two_epochs(7, calls=1)
     assert np.array_equal(first, again)
     _, other = two_epochs(8)
@@ -121,24 +218,93 @@ def test_static_records_pass_through_unchanged(records):
     # The loader interleaves shards: the same records, in another order (the tail that does not
     # fill a batch is dropped).
     assert len(stored) - BATCH < len(loaded) <= len(stored)
-    stored_rows = {tuple(r) for r in stored.tolist()}
-    assert all(tuple(r) in stored_rows for r in loaded.tolist())
+    stored_set = {tuple(r) for r in stored.tolist()}
+    assert all(tuple(r) in stored_set for r in loaded.tolist())
 
 
 @pytest.mark.parametrize("hosts", [2, 5])
-def test_per_host_shards_cover_every_record_exactly_once(records, hosts):
-    def rows(context):
-        # Global batch `hosts`, one replica per host: one record per batch on each host.
-        size = hosts if context is not None else 1
-        ds = load_dataset(
-            str(records / "static"), size, seed=0, input_context=context, epochs=1, shuffle_buffer=0
-        )
-        return [tuple(b["input_ids"][0]) for b in batches(ds, 100000)]
+def test_every_epoch_reads_each_record_once_over_hosts_in_equal_batch_counts(records, hosts):
+    everything = stored_rows(records / "dynamic")
+    n = len(everything)
+    per_epoch = n // hosts // BATCH  # batches of every host, from the smallest host share
+    assert per_epoch >= 5
+    for epochs in (1, 2):
+        counts = [
+            sum(1 for _ in load_host(records / "dynamic", hosts, h, epochs=epochs))
+            for h in range(hosts)
+        ]
+        assert counts == [epochs * per_epoch] * hosts
+    epoch_rows = []  # [host][epoch] -> row keys
+    for h in range(hosts):
+        ds = load_host(records / "dynamic", hosts, h, epochs=2)
+        rows = [row for batch in batches(ds, 1000) for row in loaded_rows(batch)]
+        epoch_rows.append([rows[: per_epoch * BATCH], rows[per_epoch * BATCH :]])
+        share = everything[h * n // hosts : (h + 1) * n // hosts]
+        # Each epoch: records of this host's contiguous share only, each at most once; the
+        # second epoch is reshuffled (and drops other records).
+        assert all(contains(share, epoch) for epoch in epoch_rows[h])
+        assert epoch_rows[h][0] != epoch_rows[h][1]
+    for epoch in range(2):
+        union = [row for host_rows in epoch_rows for row in host_rows[epoch]]
+        assert contains(everything, union)  # no record on two hosts, nor twice on one
+        assert 0 <= n - len(union) < hosts * (BATCH + 1)
 
-    everything = rows(None)
-    parts = [rows(tf.distribute.InputContext(hosts, i, hosts)) for i in range(hosts)]
-    assert sorted(sum(parts, [])) == sorted(everything)
-    assert all(parts)
+
+@pytest.mark.parametrize("kind", ["dynamic", "dynamic-tokens"])
+@pytest.mark.parametrize("hosts", [2, 5])
+def test_hosts_do_not_share_masks_at_a_step_beyond_chance(records, kind, hosts):
+    same, same_pairs, other, other_pairs = identical_mask_rows(
+        mask_positions(records / kind, hosts)
+    )
+    # Chance level: row i of two hosts at different steps, whose draws are independent under
+    # any keying. Without shared draws, how many of the identical pairs fall on equal steps is
+    # hypergeometric (a one-sided Fisher exact test); shared draws put them there (the old
+    # (seed, element) keying, 2 hosts, token-level masks: 72 of 336 rows, 0 of 6720).
+    p_value = hypergeometric_tail(same, same_pairs, same + other, same_pairs + other_pairs)
+    assert p_value > 1e-6, (same, same_pairs, other, other_pairs)
+
+
+@pytest.mark.parametrize("hosts", [2, 5])
+def test_the_seed_and_host_count_give_the_same_batches_whatever_the_parallelism(records, hosts):
+    path = records / "dynamic"
+    for h in range(hosts):
+        first = batches(load_host(path, hosts, h, epochs=2), 1000)
+        again = batches(load_host(path, hosts, h, epochs=2, num_parallel_calls=1), 1000)
+        forever = batches(load_host(path, hosts, h), len(first))  # epochs=None: the same stream
+        assert len(first) >= 10
+        for run in (again, forever):
+            assert len(run) == len(first)
+            for x, y in zip(first, run, strict=True):
+                assert all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def test_too_little_data_for_one_batch_per_host_is_a_clear_error(records):
+    path = records / "dynamic"
+    n = sum(s["records"] for s in json.loads((path / "manifest.json").read_text())["shards"])
+    half = n // 2
+    message = f"{n} records over 2 hosts give {half} per host, fewer than the per-host batch of "
+    message += f"{half + 1}$"
+    for epochs in (1, None):
+        with pytest.raises(ValueError, match=message):
+            context = tf.distribute.InputContext(2, 0, 2)
+            load_dataset(str(path), 2 * (half + 1), 7, context, epochs=epochs)
+    with pytest.raises(ValueError, match=f"{n} records, fewer than the batch of {n + 1}$"):
+        load_dataset(str(path), n + 1, 7)
+    # Just enough: one batch of `half` on each host.
+    for h in range(2):
+        ds = load_dataset(str(path), 2 * half, 7, tf.distribute.InputContext(2, h, 2), epochs=1)
+        assert len(batches(ds, 10)) == 1
+
+
+def test_shards_holding_fewer_records_than_the_manifest_says_fail(records, tmp_path):
+    # Hosts would otherwise get unequal batch counts, and stall a pod at the end of an epoch.
+    copy = tmp_path / "short"
+    shutil.copytree(records / "dynamic", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["shards"][0]["records"] += 40
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain"):
+        batches(load_host(copy, 2, 0, epochs=1), 1000)
 
 
 class MaskedLM(tf.keras.Model):
@@ -173,8 +339,6 @@ class MaskedLM(tf.keras.Model):
 
 @pytest.mark.parametrize("kind", ["static", "dynamic"])
 def test_a_tiny_masked_lm_learns_from_the_records(records, kind):
-    import json
-
     tf.keras.utils.set_random_seed(0)
     vocab = json.loads((records / kind / "manifest.json").read_text())["tokenizer"]["vocab_size"]
     model = MaskedLM(vocab)
