@@ -129,7 +129,12 @@ def describe(
     names = sorted(
         t.unique_name for t in proto.components.transforms.values() if "/" not in t.unique_name
     )
-    return {"runner": runner, "transforms": names, "graph_bytes": proto.ByteSize()}
+    return {
+        "runner": runner,
+        "transforms": names,
+        "graph_bytes": proto.ByteSize(),
+        "kept_records": out.private("units"),
+    }
 
 
 @dataclasses.dataclass(frozen=True)

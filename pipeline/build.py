@@ -113,13 +113,17 @@ def _scan(
 ) -> list[planning.ScannedFile]:
     cache = out.read_private_json("plan-cache.json") or {}
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing and inflating release the GIL
-        return list(pool.map(lambda f: planning.scan(f, config.input_format, cache), found))
+        return list(
+            pool.map(
+                lambda f: planning.scan(f, config.input_format, config.unit_bytes, cache), found
+            )
+        )
 
 
 def plan_cache(plan: Plan, config: BuildConfig) -> dict[str, Any]:
     """Cut points of the compressed inputs, so that a refresh need not inflate them again."""
     return {
-        f"{f.sha256}:{config.input_format}:{planning.PLAN_VERSION}": [
+        planning.cache_key(f.sha256, config.input_format, config.unit_bytes): [
             dataclasses.astuple(p) for p in f.pieces
         ]
         for f in plan.files
@@ -137,7 +141,7 @@ def _plan(
 ) -> Plan:
     config = request.config
     files = _scan(found, config, out)
-    units = planning.group(files, config.sentence_task)
+    units = planning.group(files, config.sentence_task, config.unit_bytes)
     documents = sum(u.documents for u in units)
     if config.sentence_task == "nsp" and documents < 2:
         raise DataError(
@@ -369,8 +373,8 @@ def _dry_run(
 ) -> dict[str, Any]:
     """The plan (files, units, an estimate of the shards), written nowhere."""
     config = request.config
-    files = [planning.scan(f, config.input_format, {}) for f in found]
-    units = planning.group(files, config.sentence_task)
+    files = [planning.scan(f, config.input_format, config.unit_bytes, {}) for f in found]
+    units = planning.group(files, config.sentence_task, config.unit_bytes)
     summary: dict[str, Any] = {
         "status": "dry-run",
         "output": request.out,

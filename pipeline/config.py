@@ -39,6 +39,7 @@ class BuildConfig:
     compression: str = "none"
     feature_names: str = "v1"
     bad_lines: str = "error"
+    unit_bytes: int = 4 << 20
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -123,6 +124,10 @@ RULES: dict[str, tuple[Callable[[Any], str | None], str]] = {
     "compression": (_choice("none", "gzip", "zlib"), "none | gzip | zlib"),
     "feature_names": (_choice("v1", "v2"), "v1 (input_ids, segment_ids) | v2 (input_word_ids...)"),
     "bad_lines": (_choice("error", "skip"), "invalid UTF-8 / NUL lines: error | skip (counted)"),
+    "unit_bytes": (
+        _int(4096, 1 << 30),
+        "work unit size: big files are cut about every this many bytes",
+    ),
 }
 DEFAULTS = BuildConfig().to_dict()
 

@@ -12,8 +12,7 @@ from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline.errors import DataError
 from pretrain_records.pipeline.merge import PROVENANCE_ENTRY
 from pretrain_records.pipeline.outdir import file_sha256
-
-COMPRESSION = {"none": "", "gzip": "GZIP", "zlib": "ZLIB"}
+from pretrain_records.pipeline.schema import COMPRESSION
 
 
 def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from pretrain_records.pipeline import features
 from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.writer import COMPRESSION
+from pretrain_records.pipeline.schema import COMPRESSION
 
 _MASK_STREAM, _SHUFFLE_STREAM = 1, 2  # keep the two per-host seeds apart
 _UINT64 = (1 << 64) - 1

@@ -1,13 +1,13 @@
 """Planning: input files scanned into pieces, pieces grouped into work units of bounded size.
 
-A file bigger than UNIT_BYTES is cut into pieces at document boundaries: the k-th cut is the
-first boundary at or after byte k * UNIT_BYTES of its (decompressed) content, so cuts depend
-only on the bytes and the format, never on the worker count, and appending to a file moves
-only its last cut. Smaller files are grouped into units by a content-defined rule (a unit ends
-after a piece whose content hash is 0 mod 4, once it holds MIN_GROUP_BYTES), so a file coming
-or going changes one unit. With `sentence_task: nsp` a unit holding fewer than two documents is
-merged into its neighbour, so that random next sentences always have another document to come
-from.
+A file bigger than `unit_bytes` (a config key, 4 MiB by default) is cut into pieces at document
+boundaries: the k-th cut is the first boundary at or after byte k * unit_bytes of its
+(decompressed) content, so cuts depend only on the bytes and the config, never on the worker
+count, and appending to a file moves only its last cut. Smaller files are grouped into units by
+a content-defined rule (a unit ends after a piece whose content hash is 0 mod 4, once it holds a
+quarter of unit_bytes), so a file coming or going changes one unit. With `sentence_task: nsp` a
+unit holding fewer than two documents is merged into its neighbour, so that random next
+sentences always have another document to come from.
 
 A unit's key (the seed of its draws) comes from its pieces' content; the relative path and
 offset join in only for a piece whose content appeared earlier in the input (two copies of one
@@ -30,8 +30,6 @@ from pretrain_records.pipeline.documents import Piece
 from pretrain_records.pipeline.errors import DataError
 from pretrain_records.pipeline.inputs import InputFile
 
-UNIT_BYTES = 4 << 20
-MIN_GROUP_BYTES = 1 << 20
 PLAN_VERSION = 1  # bumped when the rules above change: cached scans are then redone
 
 _BLANK_LINE = re.compile(rb"\n[ \t\r\f\v]*\n")
@@ -171,11 +169,11 @@ class _HashingReader:
         self.raw.close()
 
 
-def _cut(stream: IO[bytes], input_format: str) -> list[PieceInfo]:
+def _cut(stream: IO[bytes], input_format: str, unit_bytes: int) -> list[PieceInfo]:
     """Pieces of a content stream (see the module docstring)."""
     pieces: list[PieceInfo] = []
     piece = _Accumulator(0, 1, input_format)
-    buffer, position, next_cut = b"", 0, UNIT_BYTES
+    buffer, position, next_cut = b"", 0, unit_bytes
     splittable = input_format != "text"
     while True:
         block = stream.read(documents.BLOCK_BYTES)
@@ -195,7 +193,7 @@ def _cut(stream: IO[bytes], input_format: str) -> list[PieceInfo]:
             pieces.append(piece.close(position))
             piece = _Accumulator(position, piece.first_line + piece.newlines, input_format)
             while next_cut <= position:
-                next_cut += UNIT_BYTES
+                next_cut += unit_bytes
         if not block:
             break
         if not splittable:
@@ -208,26 +206,34 @@ def _cut(stream: IO[bytes], input_format: str) -> list[PieceInfo]:
     return pieces
 
 
+def cache_key(sha256: str, input_format: str, unit_bytes: int) -> str:
+    """The key of a compressed file's cut points in the plan cache."""
+    return f"{sha256}:{input_format}:{unit_bytes}:{PLAN_VERSION}"
+
+
 def scan(
-    file: InputFile, input_format: str, cache: dict[str, list[list[int | str]]]
+    file: InputFile,
+    input_format: str,
+    unit_bytes: int,
+    cache: dict[str, list[list[int | str]]],
 ) -> ScannedFile:
     """Reads a file: its hash, compression and pieces. A compressed file's pieces come from
-    `cache` (raw sha256 -> pieces, updated here) when its bytes were cut before."""
-    head, compression = _head(file)
+    `cache` (updated here) when its bytes were cut before with these settings."""
+    _, compression = _head(file)
     if compression != "none":
         size, sha = _digest(file.path)
-        key = f"{sha}:{input_format}:{PLAN_VERSION}"
+        key = cache_key(sha, input_format, unit_bytes)
         if key not in cache:
             with _opened(file) as raw:
+                stream = documents.decompressed(raw, compression)
                 cache[key] = [
-                    dataclasses.astuple(p)
-                    for p in _cut(documents.decompressed(raw, compression), input_format)
+                    dataclasses.astuple(p) for p in _cut(stream, input_format, unit_bytes)
                 ]
         pieces = tuple(PieceInfo(*p) for p in cache[key])  # type: ignore[arg-type]
     else:
         with _opened(file) as raw:
             hashing = _HashingReader(raw)
-            pieces = tuple(_cut(hashing, input_format))
+            pieces = tuple(_cut(hashing, input_format, unit_bytes))
             size, sha = hashing.size, hashing.digest.hexdigest()
     return ScannedFile(file.path, file.relpath, size, sha, compression, pieces)
 
@@ -279,7 +285,7 @@ def _piece_ids(files: Iterable[ScannedFile]) -> dict[tuple[str, int], str]:
     return ids
 
 
-def group(files: list[ScannedFile], sentence_task: str) -> list[Unit]:
+def group(files: list[ScannedFile], sentence_task: str, unit_bytes: int) -> list[Unit]:
     """Work units of the scanned files (sorted by relative path)."""
     ids = _piece_ids(files)
     groups: list[list[tuple[ScannedFile, PieceInfo]]] = []
@@ -296,7 +302,7 @@ def group(files: list[ScannedFile], sentence_task: str) -> list[Unit]:
         current.append((f, info))
         size += info.end - info.start
         boundary = int(ids[(f.relpath, info.start)][:8], 16) % 4 == 0
-        if size >= UNIT_BYTES or (size >= MIN_GROUP_BYTES and boundary):
+        if size >= unit_bytes or (size >= unit_bytes // 4 and boundary):
             groups.append(current)
             current, size = [], 0
     if current:

@@ -9,6 +9,9 @@ from typing import Any
 
 from pretrain_records.pipeline.config import BuildConfig
 
+# compression key -> TFRecordDataset's compression_type
+COMPRESSION = {"none": "", "gzip": "GZIP", "zlib": "ZLIB"}
+
 
 def feature_names(version: str) -> dict[str, str]:
     """Our canonical names -> the names written (Model Garden v1 or v2)."""

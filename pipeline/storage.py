@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -154,8 +155,44 @@ def read_bytes(path: str) -> bytes:
 def open_read(path: str) -> IO[bytes]:
     if not is_remote(path):
         return open(path, "rb")  # noqa: SIM115 - the caller closes it
-    with _remote_errors(path):
-        return _gfile().GFile(path, "rb")
+    return _RemoteReader(path)  # type: ignore[return-value]
+
+
+class _RemoteReader(io.RawIOBase):
+    """A tf.io.gfile file read as a Python stream, its errors as OSError."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+        with _remote_errors(path):
+            if not _gfile().exists(path):
+                raise FileNotFoundError(errno.ENOENT, "No such file or directory", path)
+            self._stream = _gfile().GFile(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        with _remote_errors(self.path):
+            return self._stream.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        with _remote_errors(self.path):
+            self._stream.seek(offset, whence)
+            return int(self._stream.tell())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stream.close()
+        super().close()
 
 
 class Writer:
@@ -238,9 +275,8 @@ class RandomReader:
         if count <= 0:
             return b""
         if self._remote:
-            with _remote_errors(self.path):
-                self._stream.seek(offset)
-                data = self._stream.read(count)
+            self._stream.seek(offset)
+            data = self._stream.read(count)
         else:
             data = os.pread(self._fd, count, offset)
             while len(data) < count:  # pread may return less than asked

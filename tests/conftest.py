@@ -1,11 +1,15 @@
-"""Shared pytest set-up: quiet TensorFlow, the CLI as a subprocess, real corpora, tiny models."""
+"""Shared pytest set-up: quiet TensorFlow, the CLI in process and as a subprocess, real corpora,
+tiny models."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +40,39 @@ def run_cli(
     return result
 
 
+def invoke(*args: object, check: int | None = 0) -> Any:
+    """Runs the CLI in this process (click's CliRunner); asserts the exit code. Builds run on
+    one worker (this process) unless `--workers` is given."""
+    from click.testing import CliRunner
+    from pretrain_records.cli.main import main
+
+    argv = [str(a) for a in args]
+    if argv and argv[0] == "build" and "--workers" not in argv:
+        argv += ["--workers", "1"]
+    result = CliRunner().invoke(main, argv)
+    if check is not None:
+        detail = ""
+        if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+            detail = "".join(traceback.format_exception(*result.exc_info))
+        assert result.exit_code == check, (
+            f"make-pretrain-records {' '.join(argv)} -> {result.exit_code}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n{detail}"
+        )
+    return result
+
+
+def one_error_line(stderr: str) -> str:
+    """The single error line of a failed run (log lines aside); no traceback."""
+    assert "Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def shard_hashes(out: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("train-*"))}
+
+
 def corpus(relative: str) -> Path:
     path = CORPORA / relative
     assert path.exists(), f"missing shared corpus {path}"
@@ -46,7 +83,7 @@ def corpus(relative: str) -> Path:
 def english_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real SentencePiece model (with [CLS]/[SEP]/[MASK], pad 0) trained on botchan."""
     prefix = tmp_path_factory.mktemp("spm") / "en"
-    run_cli(
+    invoke(
         "train-tokenizer",
         corpus("en/botchan.txt"),
         "-o",
@@ -77,7 +114,8 @@ ARGS = [
 
 @pytest.fixture()
 def three_files(tmp_path: Path) -> Path:
-    """Three `lines` files (three work units) cut from the Korean NSMC review sample."""
+    """Three `lines` files cut from the Korean NSMC review sample (one work unit: small files
+    are grouped)."""
     text = corpus("ko/nsmc_reviews_sample.txt").read_text(encoding="utf-8")
     documents = [d.strip() for d in text.split("\n\n") if d.strip()]
     folder = tmp_path / "in"

@@ -1,27 +1,27 @@
-"""Faults a cron or CI run meets: kills, changed inputs, overlapping runs, bad input, full disks."""
+"""What a cron or CI run meets, in real processes: kills at every step, full disks, changed and
+empty inputs, overlapping runs, foreign files, tampered manifests, bad input."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import ARGS, CLI, corpus, run_cli
-from tests.test_build_cli import one_error_line, shard_hashes
+from tests.conftest import ARGS, CLI, corpus, one_error_line, run_cli, shard_hashes
 
-
-def inodes(out):
-    return {p.name: p.stat().st_ino for p in out.glob("train-*")}
+HOOKS = "MPR_TEST_HOOKS"
+SMALL_UNITS = ["--unit-bytes", 40000]  # the three test files make several units
 
 
 def start_paused(point, *args):
-    """Starts a build that stops at `point` (a test hook); returns once it is there."""
-    env = dict(os.environ, MPR_PAUSE_AT=point)
+    """Starts a build that stops at a test hook's pause point; returns once it is there."""
+    env = dict(os.environ, MPR_TEST_HOOKS=f"pause={point}")
     process = subprocess.Popen(
         [str(CLI), *map(str, args)],
         env=env,
@@ -38,92 +38,273 @@ def start_paused(point, *args):
     raise AssertionError(f"the run ended before {point}:\n{''.join(lines)}")
 
 
-@pytest.mark.parametrize("point", ["tokenizing#3", "shard#2", "manifest"])
-def test_kill_9_then_rerun_gives_the_bytes_of_a_clean_run(tmp_path, three_files, point):
-    run_cli("build", three_files, "-o", tmp_path / "clean", *ARGS)
+def kill(process):
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def snapshot(out):
+    """Every published file's bytes (the tool's private directory aside)."""
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != ".mpr"}
+
+
+def reader_view_is_consistent(out):
+    """What a reader trusting manifest.json sees: no build, or one whose every file matches."""
+    if not (out / "manifest.json").exists():
+        return None
+    result = run_cli("verify", out, check=None)
+    assert result.returncode == 0, result.stderr
+    return json.loads((out / "manifest.json").read_text())["build"]
+
+
+@pytest.fixture()
+def built(tmp_path, three_files):
+    """A finished build of the three files, then a change to one of them (a refresh to come),
+    and a clean build of the changed input with the same tokenizer (what a refresh must give)."""
     out = tmp_path / "out"
-    victim = start_paused(point, "build", three_files, "-o", out, *ARGS)
-    staged_before = {
-        p.name: p.stat().st_ino
-        for p in (out / ".mpr/units").glob("*-*")
-        if ".partial-" not in p.name
-    }
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert not (out / "manifest.json").exists()  # every pause point comes before it
-    summary = json.loads(run_cli("build", three_files, "-o", out, *ARGS, "--json").stdout)
-    assert shard_hashes(out) == shard_hashes(tmp_path / "clean")
-    assert not list(out.rglob("*.partial-*"))
-    if point == "shard#2":
-        # The unit finished before the kill is published as it was, not rewritten.
-        assert summary["units"] == {"total": 3, "reused": 1, "rebuilt": 2}
-        assert set(staged_before.values()) <= set(inodes(out).values())
-    if point == "manifest":
-        assert summary["units"]["reused"] == 3
-    run_cli("verify", out)
-
-
-def test_changed_added_and_removed_inputs_rebuild_only_their_shards(tmp_path, three_files):
-    out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS)
-    model = out / "spm.model"
-    before = inodes(out)
-    assert len(before) == 3
-
-    # Change one file: only its shard is rebuilt; the others keep their very files.
+    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
     changed = three_files / "part-1.txt"
     changed.write_text(changed.read_text() + "\n완전히 새로운 리뷰입니다. 정말 재미있었어요.\n")
-    summary = json.loads(run_cli("build", three_files, "-o", out, *ARGS, "--json").stdout)
-    assert summary["rebuilt_shards"] == ["train-00001-of-00003.tfrecord"]
-    assert summary["units"] == {"total": 3, "reused": 2, "rebuilt": 1}
-    after = inodes(out)
-    assert after["train-00000-of-00003.tfrecord"] == before["train-00000-of-00003.tfrecord"]
-    assert after["train-00002-of-00003.tfrecord"] == before["train-00002-of-00003.tfrecord"]
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert len(manifest["rebuilt_units"]) == 1 and len(manifest["reused_units"]) == 2
-    # Identical to a clean build of the new inputs with the same tokenizer.
-    run_cli("build", three_files, "-o", tmp_path / "clean", *ARGS, "--spm-model", model)
-    assert shard_hashes(out) == shard_hashes(tmp_path / "clean")
+    clean = tmp_path / "clean"
+    model = tmp_path / "model.spm"
+    shutil.copy(out / "spm.model", model)
+    run_cli("build", three_files, "-o", clean, *ARGS, *SMALL_UNITS, "--spm-model", model)
+    return out, clean
 
-    # Add a file: one new unit; the others are renamed (4 shards now), not rewritten.
-    (three_files / "part-3.txt").write_text((three_files / "part-0.txt").read_text())
-    summary = json.loads(run_cli("build", three_files, "-o", out, *ARGS, "--json").stdout)
-    assert summary["rebuilt_shards"] == ["train-00003-of-00004.tfrecord"]
-    assert sorted(inodes(out)) == [f"train-0000{i}-of-00004.tfrecord" for i in range(4)]
-    assert set(after.values()) <= set(inodes(out).values())
 
-    # Remove one: nothing rebuilt, its shard gone.
-    (three_files / "part-0.txt").unlink()
-    summary = json.loads(run_cli("build", three_files, "-o", out, *ARGS, "--json").stdout)
-    assert summary["rebuilt_shards"] == [] and summary["shards"] == 3
-    assert sorted(inodes(out)) == [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+@pytest.mark.parametrize("point", ["chunk#3", "merge#1"])
+def test_kill_9_while_building_then_rerun_gives_the_bytes_of_a_clean_run(built, three_files, point):
+    out, clean = built
+    before = snapshot(out)
+    victim = start_paused(point, "build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    kill(victim)
+    assert snapshot(out) == before  # nothing published was touched
+    run_cli("verify", out)
+    summary = json.loads(
+        run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, "--json").stdout
+    )
+    assert shard_hashes(out) == shard_hashes(clean)
+    assert summary["units"]["rebuilt"] <= 1 if point == "merge#1" else True
+    assert not list(out.rglob("*.partial-*"))
     run_cli("verify", out)
 
 
-def test_changed_config_needs_force_and_force_keeps_foreign_files(tmp_path, three_files):
+def publication_points(tmp_path, three_files) -> int:
+    """How many renames and removals a refresh's publication makes (traced once)."""
+    out = tmp_path / "count"
+    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    (three_files / "part-2.txt").write_text((three_files / "part-2.txt").read_text() + "\n끝.\n")
+    result = run_cli(
+        "build", three_files, "-o", out, *ARGS, *SMALL_UNITS, env={HOOKS: "trace=publish"}
+    )
+    return result.stderr.count("MPR-POINT publish#")
+
+
+def test_a_kill_at_every_publication_step_then_a_rerun(tmp_path, three_files):
+    steps = publication_points(tmp_path, three_files)
+    assert steps >= 8
     out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS)
-    (out / "notes.txt").write_text("mine")
-    result = run_cli("build", three_files, "-o", out, *ARGS, "--max-n", 2, check=2)
-    assert "was built with another config (changed: max_n)" in result.stderr
-    assert "--force" in result.stderr
-    run_cli("build", three_files, "-o", out, *ARGS, "--max-n", 2, "--force")
-    assert (out / "notes.txt").read_text() == "mine"
-    assert json.loads((out / "manifest.json").read_text())["config"]["max_n"] == 2
+    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    old_build = reader_view_is_consistent(out)
+    (three_files / "part-0.txt").write_text((three_files / "part-0.txt").read_text() + "\n새.\n")
+    # The refresh staged up to its publication once (units and merge kept), then killed at each
+    # publication step in turn; each time the next run repairs the directory.
+    template = tmp_path / "template"
+    victim = start_paused("publish#1", "build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    kill(victim)
+    shutil.copytree(out, template, symlinks=True)
+    expected = None
+    seen = set()
+    for step in range(1, steps + 1):
+        shutil.rmtree(out)
+        shutil.copytree(template, out, symlinks=True)
+        victim = start_paused(
+            f"publish#{step}", "build", three_files, "-o", out, *ARGS, *SMALL_UNITS
+        )
+        kill(victim)
+        seen.add(reader_view_is_consistent(out))
+        run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+        hashes = shard_hashes(out)
+        expected = expected or hashes
+        assert hashes == expected, step
+        assert reader_view_is_consistent(out) not in (None, old_build)
+        assert not (out / ".mpr" / "journal.json").exists()
+        assert not (out / ".mpr" / "previous").exists() or not list(
+            (out / ".mpr" / "previous").iterdir()
+        )
+    assert None in seen and old_build in seen and len(seen) == 3  # old, none, new
 
 
-def test_foreign_file_under_a_shard_name_is_never_overwritten(tmp_path, three_files):
+def test_a_full_disk_at_every_publication_step_leaves_the_old_build(tmp_path, three_files):
+    steps = publication_points(tmp_path, three_files)
+    out = tmp_path / "out"
+    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    (three_files / "part-0.txt").write_text((three_files / "part-0.txt").read_text() + "\n새.\n")
+    before = snapshot(out)
+    committed = False
+    for step in range(1, steps + 1):
+        result = run_cli(
+            "build",
+            three_files,
+            "-o",
+            out,
+            *ARGS,
+            *SMALL_UNITS,
+            env={HOOKS: f"fail=publish#{step}"},
+            check=None,
+        )
+        if result.returncode == 0:  # the failure came after the commit: tidying only
+            committed = True
+            break
+        assert result.returncode == 1, result.stderr
+        assert "No space left on device" in one_error_line(result.stderr)
+        assert snapshot(out) == before, step
+        run_cli("verify", out)
+    assert committed
+    run_cli("verify", out)
+
+
+def test_a_refresh_whose_inputs_became_empty_keeps_the_last_good_build(built, three_files):
+    out, _ = built
+    before = snapshot(out)
+    for path in three_files.iterdir():
+        path.write_text("")
+    result = run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, check=1)
+    assert "no text to build from" in one_error_line(result.stderr)
+    assert snapshot(out) == before
+    run_cli("verify", out)
+
+
+def test_a_disk_full_while_writing_units_leaves_the_previous_output(built, three_files):
+    out, _ = built
+    before = snapshot(out)
+    result = run_cli(
+        "build",
+        three_files,
+        "-o",
+        out,
+        *ARGS,
+        *SMALL_UNITS,
+        env={HOOKS: "disk_full_after=20000"},
+        check=1,
+    )
+    assert "No space left on device" in one_error_line(result.stderr)
+    assert snapshot(out) == before
+    assert not list(out.rglob("*.partial-*"))
+    run_cli("verify", out)
+
+
+def test_an_exception_inside_the_tf_data_pipeline_exits_cleanly(built, three_files):
+    out, _ = built
+    before = snapshot(out)
+    result = run_cli(
+        "build",
+        three_files,
+        "-o",
+        out,
+        *ARGS,
+        *SMALL_UNITS,
+        "--workers",
+        1,
+        env={HOOKS: "raise=chunk#2"},
+        check=1,
+        timeout=120,
+    )
+    assert "unexpected" in one_error_line(result.stderr) and "chunk#2" in result.stderr
+    assert snapshot(out) == before
+    assert not (out / ".mpr" / "units").exists() or all(
+        (d / "unit.json").exists() for d in (out / ".mpr" / "units").iterdir()
+    )
+    run_cli("verify", out)
+
+
+def test_the_users_tokenizer_inside_out_survives_force(built, three_files):
+    out, _ = built
+    model = (out / "spm.model").read_bytes()
+    run_cli("build", three_files, "-o", out, *ARGS, "--spm-model", out / "spm.model", "--force")
+    assert (out / "spm.model").read_bytes() == model
+    run_cli("verify", out)
+
+
+def test_a_first_build_never_overwrites_the_users_config_yaml(tmp_path, three_files):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "train-00000-of-00003.tfrecord").write_text("not ours")
-    result = run_cli("build", three_files, "-o", out, *ARGS, check=1)
-    assert "was not written by this tool; refusing to overwrite it" in one_error_line(result.stderr)
-    assert (out / "train-00000-of-00003.tfrecord").read_text() == "not ours"
+    (out / "config.yaml").write_text("mine: true\n")
+    result = run_cli("build", three_files, "-o", out, *ARGS, check=2)
+    assert f"{out}/config.yaml exists and was not written by this tool" in one_error_line(
+        result.stderr
+    )
+    assert (out / "config.yaml").read_text() == "mine: true\n"
 
 
-def test_tampered_manifest_naming_outside_files_is_refused(tmp_path, three_files):
+def test_gs_output_never_makes_a_local_folder(tmp_path, three_files):
+    env = {"GCS_RETRY_CONFIG_MAX_RETRIES": "0"}
+    result = subprocess.run(
+        [str(CLI), "build", str(three_files), "-o", "gs://no-such-bucket/out", *map(str, ARGS)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "gs://no-such-bucket/out" in one_error_line(result.stderr)
+    assert not (tmp_path / "gs:").exists()
+    bad = subprocess.run(
+        [str(CLI), "build", str(three_files), "-o", "nope://bucket/out", *map(str, ARGS)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2
+    assert "TensorFlow has no filesystem for nope://" in one_error_line(bad.stderr)
+    assert not (tmp_path / "nope:").exists()
+
+
+def test_a_stray_shard_fails_verify_and_blocks_the_next_build(built, three_files):
+    out, _ = built
+    shutil.copy(next(out.glob("train-*")), out / "train-00099-of-00099.tfrecord")
+    result = run_cli("verify", out, check=1)
+    assert "train-00099-of-00099.tfrecord: looks like a shard but is not in the manifest" in (
+        result.stderr
+    )
+    result = run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, check=2)
+    assert "train-00099-of-00099.tfrecord exists and was not written by this tool" in (
+        one_error_line(result.stderr)
+    )
+
+
+def test_400_shards_under_an_open_file_limit_of_256(tmp_path, three_files):
     out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS)
+    code = (
+        "import resource, subprocess, sys;"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256));"
+        "sys.exit(subprocess.call(sys.argv[1:]))"
+    )
+    args = [str(CLI), "build", str(three_files), "-o", str(out), *map(str, ARGS)]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args, "--num-shards", "400"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    counts = [s["records"] for s in manifest["shards"]]
+    assert len(counts) == 400 and max(counts) - min(counts) <= 1
+    run_cli("verify", out)
+
+
+def test_changed_config_needs_force_and_force_keeps_foreign_files(built, three_files):
+    out, _ = built
+    (out / "notes.txt").write_text("mine")
+    result = run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, "--max-n", 2, check=2)
+    assert "was built with another config (changed: max_n)" in one_error_line(result.stderr)
+    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, "--max-n", 2, "--force")
+    assert (out / "notes.txt").read_text() == "mine"
+    assert json.loads((out / "manifest.json").read_text())["config"]["max_n"] == 2
+    run_cli("verify", out)
+
+
+def test_tampered_manifest_naming_outside_files_is_refused(built, three_files, tmp_path):
+    out, _ = built
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     manifest = json.loads((out / "manifest.json").read_text())
@@ -139,13 +320,12 @@ def test_second_run_exits_75_naming_the_holder_and_a_dead_holders_lock_is_taken(
     tmp_path, three_files
 ):
     out = tmp_path / "out"
-    holder = start_paused("tokenizing", "build", three_files, "-o", out, *ARGS)
+    holder = start_paused("chunk", "build", three_files, "-o", out, *ARGS, "--workers", 1)
     try:
         result = run_cli("build", three_files, "-o", out, *ARGS, check=75)
-        assert f"pid {holder.pid}" in result.stderr
+        assert f"pid {holder.pid}" in one_error_line(result.stderr)
     finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        kill(holder)
     run_cli("build", three_files, "-o", out, *ARGS)
     run_cli("verify", out)
 
@@ -153,50 +333,16 @@ def test_second_run_exits_75_naming_the_holder_and_a_dead_holders_lock_is_taken(
 def test_corrupt_gzip_exits_1_naming_it_and_publishes_nothing(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    good = corpus("en/bert_sample_text.txt").read_bytes()
-    (folder / "a.txt").write_bytes(good)
+    (folder / "a.txt").write_bytes(corpus("en/bert_sample_text.txt").read_bytes())
     noise = "".join(f"line {i} {i * 7919 % 104729}\n" for i in range(20000)).encode()
     (folder / "b.txt.gz").write_bytes(gzip.compress(noise)[:4000])
     out = tmp_path / "out"
     result = run_cli("build", folder, "-o", out, "--vocab-size", 400, check=1)
     assert one_error_line(result.stderr).endswith(
         f"{folder}/b.txt.gz: corrupt or unreadable "
-        "(Compressed file ended before the "
-        "end-of-stream marker was reached)"
+        "(Compressed file ended before the end-of-stream marker was reached)"
     )
     assert not list(out.glob("train-*")) and not (out / "manifest.json").exists()
-
-
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        (b"caf\xe9 au lait", "invalid UTF-8"),
-        (b"nul\x00byte", "NUL byte"),
-    ],
-)
-def test_bad_line_names_file_and_line_or_is_skipped_and_counted(tmp_path, bad, message):
-    path = tmp_path / "in.txt"
-    lines = corpus("en/bert_sample_text.txt").read_bytes().split(b"\n")
-    lines.insert(6, bad)
-    path.write_bytes(b"\n".join(lines))
-    result = run_cli("build", path, "-o", tmp_path / "out", "--vocab-size", 400, check=1)
-    assert f"{path}:7: {message}" in one_error_line(result.stderr)
-    summary = json.loads(
-        run_cli(
-            "build",
-            path,
-            "-o",
-            tmp_path / "out",
-            "--vocab-size",
-            400,
-            "--bad-lines",
-            "skip",
-            "--json",
-        ).stdout
-    )
-    assert summary["skipped"]["bad_lines"] == 1
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["skipped"]["bad_lines"] == 1
 
 
 def peak_rss_mb(*args) -> tuple[int, float]:
@@ -227,6 +373,7 @@ def test_a_20_mb_line_is_split_and_memory_stays_bounded(tmp_path, english_model)
             written += len(line) + 1
         stream.write("\n")
     args = ["--spm-model", english_model, "--dupe-factor", 1, "--sentence-task", "sop"]
+    args += ["--workers", 1]
     rc_small, small_mb = peak_rss_mb("build", small, "-o", tmp_path / "o1", *args)
     rc_big, big_mb = peak_rss_mb("build", big, "-o", tmp_path / "o2", *args)
     assert rc_small == 0 and rc_big == 0
@@ -236,44 +383,8 @@ def test_a_20_mb_line_is_split_and_memory_stays_bounded(tmp_path, english_model)
     assert big_mb < small_mb + 400, (small_mb, big_mb)
 
 
-def test_empty_files_are_counted_and_an_all_empty_input_fails_clearly(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    (folder / "empty.txt").write_text("")
-    (folder / "blank.txt").write_text("\n \n")
-    result = run_cli("build", folder, "-o", tmp_path / "out", check=1)
-    assert "no text to build from" in one_error_line(result.stderr)
-    (folder / "real.txt").write_bytes(corpus("en/bert_sample_text.txt").read_bytes())
-    summary = json.loads(
-        run_cli("build", folder, "-o", tmp_path / "out", "--vocab-size", 400, "--json").stdout
-    )
-    assert summary["skipped"]["empty_files"] == 2
-
-
 def test_unwritable_output_exits_1_with_a_clear_message(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     result = run_cli("build", corpus("en/bert_sample_text.txt"), "-o", blocker / "out", check=1)
     assert f"{blocker}/out" in one_error_line(result.stderr)
-
-
-def test_disk_full_leaves_the_previous_output_intact_and_no_temp_files(tmp_path, three_files):
-    out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS)
-    before = shard_hashes(out)
-    manifest_before = (out / "manifest.json").read_bytes()
-    changed = three_files / "part-2.txt"
-    changed.write_text(changed.read_text() + "\n새 리뷰. 또 다른 문장.\n")
-    env = dict(os.environ, MPR_FAULT_DISK_FULL_AFTER="20000")
-    result = subprocess.run(
-        [str(CLI), "build", three_files, "-o", out, *map(str, ARGS)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 1, result.stderr
-    assert "No space left on device" in one_error_line(result.stderr)
-    assert shard_hashes(out) == before
-    assert (out / "manifest.json").read_bytes() == manifest_before
-    assert not list(out.rglob("*.partial-*"))
-    run_cli("verify", out)

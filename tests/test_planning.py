@@ -35,14 +35,20 @@ def lines_text(documents_count: int, seed: int = 0) -> bytes:
     return "".join(out).encode()
 
 
-def scanned(path, input_format, name=None):
-    return planning.scan(inputs.InputFile(str(path), name or path.name), input_format, {})
+UNIT = 1 << 14
+
+
+def scanned(path, input_format, name=None, unit=UNIT):
+    return planning.scan(inputs.InputFile(str(path), name or path.name), input_format, unit, {})
+
+
+def scan_all(found, input_format, unit=UNIT):
+    return [planning.scan(f, input_format, unit, {}) for f in found]
 
 
 @pytest.fixture()
-def small_units(monkeypatch):
-    monkeypatch.setattr(planning, "UNIT_BYTES", 1 << 14)
-    monkeypatch.setattr(planning, "MIN_GROUP_BYTES", 1 << 12)
+def small_units():
+    """Units of 16 KiB (the config key unit_bytes), so small test files make several."""
 
 
 @pytest.mark.parametrize("input_format, make", [("jsonl", jsonl_text), ("lines", lines_text)])
@@ -116,7 +122,7 @@ def test_same_bytes_under_other_names_make_the_same_unit(tmp_path):
     keys = []
     for name in ("c.txt", "star*.txt", "-dash.txt"):
         (tmp_path / name).write_bytes(data)
-        keys.append(planning.group([scanned(tmp_path / name, "lines")], "sop")[0].key)
+        keys.append(planning.group([scanned(tmp_path / name, "lines")], "sop", UNIT)[0].key)
     assert len(set(keys)) == 1
 
 
@@ -124,13 +130,15 @@ def test_two_copies_of_one_file_are_two_units_with_their_own_keys(tmp_path):
     data = corpus("en/bert_sample_text.txt").read_bytes()
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
-        (tmp_path / folder / "part-0.txt").write_bytes(data * 300)  # > MIN_GROUP_BYTES each
+        (tmp_path / folder / "part-0.txt").write_bytes(data * 5)  # over a quarter unit each
     found, _ = inputs.expand([str(tmp_path)])
-    files = [planning.scan(f, "lines", {}) for f in found]
-    units = planning.group(files, "sop")
+    units = planning.group(scan_all(found, "lines"), "sop", UNIT)
     assert [f.relpath for f in found] == ["a/part-0.txt", "b/part-0.txt"]
-    keys = {u.key for u in units}
-    assert len(keys) == len(units) == 2
+    # Each copy is cut alike into units of its own; no two units share a key (their draws).
+    assert len(units) == 4 and len({u.key for u in units}) == 4
+    assert [p.relpath for u in units for p in u.pieces] == ["a/part-0.txt"] * 2 + [
+        "b/part-0.txt"
+    ] * 2
 
 
 def test_small_files_are_grouped_and_a_new_file_changes_one_unit(tmp_path, small_units):
@@ -139,12 +147,12 @@ def test_small_files_are_grouped_and_a_new_file_changes_one_unit(tmp_path, small
     for i in range(40):
         (folder / f"f{i:02d}.txt").write_bytes(lines_text(8, seed=i))
     found, _ = inputs.expand([str(folder)])
-    units = planning.group([planning.scan(f, "lines", {}) for f in found], "sop")
+    units = planning.group(scan_all(found, "lines"), "sop", UNIT)
     assert 3 <= len(units) < 40
     assert sorted(p.relpath for u in units for p in u.pieces) == [f.relpath for f in found]
     (folder / "f10b.txt").write_bytes(lines_text(8, seed=99))
     found, _ = inputs.expand([str(folder)])
-    again = planning.group([planning.scan(f, "lines", {}) for f in found], "sop")
+    again = planning.group(scan_all(found, "lines"), "sop", UNIT)
     assert len({u.key for u in units} - {u.key for u in again}) <= 2
 
 
@@ -154,11 +162,11 @@ def test_nsp_units_hold_two_documents_and_a_one_document_input_is_refused(tmp_pa
     for i in range(3):
         (folder / f"{i}.jsonl").write_text(json.dumps({"text": f"Only document {i}. Two."}) + "\n")
     found, _ = inputs.expand([str(folder)])
-    files = [planning.scan(f, "jsonl", {}) for f in found]
-    units = planning.group(files, "nsp")
+    files = scan_all(found, "jsonl")
+    units = planning.group(files, "nsp", UNIT)
     assert all(u.documents >= 2 for u in units)
     assert sum(len(u.pieces) for u in units) == 3
-    one = planning.group(files[:1], "nsp")
+    one = planning.group(files[:1], "nsp", UNIT)
     assert one[0].documents == 1
 
 

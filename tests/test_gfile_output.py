@@ -1,0 +1,45 @@
+"""Output to a tf.io.gfile filesystem that is not the local disk: TensorFlow's ram://, in this
+process (no rename is atomic there, no flock: the object-store code paths), end to end with a
+refresh, `verify`, `inspect` and `load_dataset`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import tensorflow as tf
+from pretrain_records.pipeline.loader import load_dataset
+
+from tests.conftest import ARGS, invoke
+
+
+def test_a_build_and_a_refresh_on_ram_then_verify_inspect_and_load(tmp_path, three_files):
+    out = "ram://bucket/records"
+    args = [*ARGS, "--unit-bytes", 40000]
+    first = json.loads(invoke("build", three_files, "-o", out, *args, "--json").stdout)
+    assert first["status"] == "ok" and first["shards"] >= 1
+    gfile = tf.io.gfile
+    names = sorted(gfile.listdir(out))
+    assert "manifest.json" in names and "spm.model" in names
+    assert not (tmp_path / "ram:").exists()
+    changed = three_files / "part-1.txt"
+    changed.write_text(changed.read_text() + "\n새로운 리뷰입니다.\n")
+    second = json.loads(invoke("build", three_files, "-o", out, *args, "--json").stdout)
+    assert second["units"]["rebuilt"] == 1 and second["units"]["reused"] >= 1
+    assert not gfile.exists(f"{out}/.mpr/journal.json")
+    invoke("verify", out)
+    assert "masked share" in invoke("inspect", out, "-n", 1, "--stats").stdout
+    batches = list(load_dataset(out, batch_size=8, seed=1, epochs=1).take(3))
+    assert len(batches) == 3 and batches[0]["input_ids"].shape == (8, 64)
+    # The same records as a local build of the same input and tokenizer.
+    model = tmp_path / "spm.model"
+    model.write_bytes(gfile.GFile(f"{out}/spm.model", "rb").read())
+    local = tmp_path / "local"
+    invoke("build", three_files, "-o", local, *args, "--spm-model", model)
+    manifest = json.loads(gfile.GFile(f"{out}/manifest.json").read())
+    for shard in manifest["shards"]:
+        assert (
+            gfile.GFile(f"{out}/{shard['name']}", "rb").read()
+            == (local / shard["name"]).read_bytes()
+        )
+    shutil.rmtree(local)

@@ -1,0 +1,238 @@
+"""The output directory's protocol, in process: publication, roll back, recovery, ownership.
+
+Every test runs on a local directory and on TensorFlow's ram:// filesystem (a non-POSIX
+tf.io.gfile filesystem: renames there are not the local atomic ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+
+import pytest
+from pretrain_records.pipeline import manifest as manifest_lib
+from pretrain_records.pipeline import outdir, storage
+from pretrain_records.pipeline.errors import DataError, UsageError
+from pretrain_records.pipeline.events import Quiet
+
+_ram = itertools.count()
+
+
+@pytest.fixture(params=["local", "ram"])
+def out_path(request, tmp_path):
+    if request.param == "local":
+        return str(tmp_path / "out")
+    return f"ram://outdir-test-{next(_ram)}/out"
+
+
+def entry(name: str, data: bytes) -> dict:
+    return {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def stage_build(out: outdir.OutputDir, shards: dict[str, bytes], build: str, model=b"model"):
+    """A complete staged build: its shards, its other files, its manifest."""
+    out.clear_staging()
+    entries = []
+    for name, data in shards.items():
+        storage.write_bytes(out.staged(name), data)
+        entries.append({**entry(name, data), "records": 1})
+    files = [out.stage_bytes("spm.model", model), out.stage_bytes("config.yaml", b"config\n")]
+    manifest = {
+        "format": manifest_lib.FORMAT,
+        "tool": manifest_lib.TOOL,
+        "build": build,
+        "config": {"compression": "none"},
+        "shards": entries,
+        "files": files,
+    }
+    out.stage_manifest(manifest)
+    return manifest
+
+
+def public_state(out: outdir.OutputDir) -> dict[str, bytes]:
+    return {
+        name: storage.read_bytes(storage.join(out.path, name))
+        for name in storage.listdir(out.path)
+        if name != ".mpr"
+    }
+
+
+OLD = {"train-00000-of-00002.tfrecord": b"old-0", "train-00001-of-00002.tfrecord": b"old-1"}
+NEW = {f"train-0000{i}-of-00003.tfrecord": f"new-{i}".encode() for i in range(3)}
+
+
+def published_old(out_path):
+    out = outdir.OutputDir(out_path)
+    with out.locked():
+        stage_build(out, OLD, "old")
+        out.publish(print)
+    return out
+
+
+def test_first_publication_and_a_refresh(out_path):
+    out = published_old(out_path)
+    state = public_state(out)
+    assert set(state) == {*OLD, "spm.model", "config.yaml", "manifest.json"}
+    assert manifest_lib.read(out.path)["build"] == "old"
+    with out.locked():
+        stage_build(out, NEW, "new")
+        out.publish(print)
+    state = public_state(out)
+    assert set(state) == {*NEW, "spm.model", "config.yaml", "manifest.json"}
+    assert all(state[n] == d for n, d in NEW.items())
+    assert not storage.exists(out.private("journal.json"))
+    assert storage.listdir(out.private("previous")) == []
+
+
+def count_steps(out_path) -> int:
+    """Publication steps (renames and removals) of the OLD -> NEW refresh."""
+    calls = []
+    out = published_old(out_path)
+    original = out._step
+    out._step = lambda: (calls.append(1), original())[1]
+    with out.locked():
+        stage_build(out, NEW, "new")
+        out.publish(print)
+    return len(calls)
+
+
+def test_a_failure_at_any_step_before_the_commit_leaves_the_old_build(out_path, monkeypatch):
+    steps = count_steps(out_path.replace("/out", "/count"))
+    commit = None
+    for step in range(1, steps + 1):
+        path = f"{out_path}-{step}"
+        out = published_old(path)
+        before = public_state(out)
+        calls = []
+
+        def failing(step=step, calls=calls):
+            calls.append(1)
+            if len(calls) == step:
+                raise OSError(28, "No space left on device (test)")
+
+        out._step = failing
+        with out.locked():
+            stage_build(out, NEW, "new")
+            try:
+                out.publish(lambda m: None)
+                committed = True
+            except OSError:
+                committed = False
+        after = public_state(out)
+        if committed:  # failures after the commit only leave tidying for the next run
+            commit = commit or step
+            assert manifest_lib.read(out.path)["build"] == "new"
+            assert all(after[n] == d for n, d in NEW.items())
+        else:
+            assert commit is None, "a failure after a commit point must not roll back"
+            assert after == before, step
+            assert not storage.exists(out.private("journal.json"))
+            assert out.staged_manifest()["build"] == "new"  # published by the next run
+    assert commit is not None and commit > 3
+
+
+def test_a_kill_at_any_step_is_repaired_by_the_next_run(out_path):
+    steps = count_steps(out_path.replace("/out", "/count"))
+    for step in range(1, steps + 1):
+        path = f"{out_path}-{step}"
+        out = published_old(path)
+        before = public_state(out)
+
+        class Killed(BaseException):
+            pass
+
+        calls = []
+
+        def kill(step=step, calls=calls):
+            calls.append(1)
+            if len(calls) == step:
+                raise Killed()
+
+        out._step = kill
+        out._roll_back = lambda journal: None  # a kill runs no handler
+        with out.locked():
+            stage_build(out, NEW, "new")
+            try:
+                out.publish(lambda m: None)
+            except Killed:
+                pass
+        # What a reader trusting manifest.json sees now: the old build, none, or the new one.
+        seen = public_state(out)
+        if "manifest.json" in seen:
+            build = manifest_lib.parse(seen["manifest.json"], out.path)
+            for shard in build["shards"]:
+                assert hashlib.sha256(seen[shard["name"]]).hexdigest() == shard["sha256"]
+        fresh = outdir.OutputDir(path)
+        with fresh.locked():
+            fresh.recover(lambda m: None)
+            state = public_state(fresh)
+            if manifest_lib.read(fresh.path)["build"] == "old":
+                assert state == before, step
+                fresh.publish(lambda m: None)
+        assert all(public_state(fresh)[n] == d for n, d in NEW.items())
+        assert manifest_lib.read(fresh.path)["build"] == "new"
+        assert not storage.exists(fresh.private("journal.json"))
+
+
+def test_unchanged_files_stay_where_they_are(tmp_path):
+    out = published_old(str(tmp_path / "out"))
+    inode = (tmp_path / "out" / "spm.model").stat().st_ino
+    with out.locked():
+        stage_build(out, NEW, "new")
+        out.publish(print)
+    assert (tmp_path / "out" / "spm.model").stat().st_ino == inode
+
+
+def test_a_foreign_file_where_the_tool_writes_is_refused(out_path):
+    out = outdir.OutputDir(out_path)
+    storage.makedirs(out.path)
+    storage.write_bytes(storage.join(out.path, "config.yaml"), b"mine")
+    storage.write_bytes(storage.join(out.path, "notes.txt"), b"mine too")
+    with pytest.raises(UsageError, match="config.yaml exists and was not written by this tool"):
+        out.check_foreign(None)
+    storage.remove(storage.join(out.path, "config.yaml"))
+    out.check_foreign(None)  # a file of another name is no business of the tool
+    published_old(out_path)
+    storage.write_bytes(storage.join(out.path, "train-00002-of-00002.tfrecord"), b"stray")
+    with pytest.raises(UsageError, match="train-00002-of-00002.tfrecord exists and was not"):
+        out.check_foreign(out.published_manifest())
+
+
+def test_a_published_file_someone_changed_is_not_the_tools_any_more(out_path):
+    out = published_old(out_path)
+    storage.write_bytes(storage.join(out.path, "train-00000-of-00002.tfrecord"), b"edited")
+    with pytest.raises(DataError, match="changed since this tool wrote it"):
+        out.check_owned(out.published_manifest())
+
+
+def test_a_foreign_manifest_is_refused(out_path):
+    out = outdir.OutputDir(out_path)
+    storage.makedirs(out.path)
+    storage.write_bytes(storage.join(out.path, "manifest.json"), b'{"name": "my package"}')
+    with pytest.raises(UsageError, match="manifest.json exists and was not written by this tool"):
+        out.published_manifest()
+
+
+def test_inputs_inside_the_output_directory(tmp_path):
+    out = published_old(str(tmp_path / "out"))
+    model = str(tmp_path / "out" / "spm.model")
+    out.check_inputs([model], {"spm.model": b"model"})  # the same bytes: left as it is
+    with pytest.raises(UsageError, match="is an input and a file this tool writes"):
+        out.check_inputs([model], {"spm.model": b"another model"})
+    storage.write_bytes(out.private("mine.txt"), b"x")
+    with pytest.raises(UsageError, match="inside .*\\.mpr, the tool's own files"):
+        out.check_inputs([out.private("mine.txt")], {})
+
+
+def test_an_unknown_scheme_is_a_usage_error_and_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="TensorFlow has no filesystem for nope://"):
+        outdir.OutputDir("nope://bucket/out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quiet_events_accept_everything():
+    events = Quiet()
+    events.start_units(10, 1)
+    events.advance(5, 2)
+    events.finish_units()

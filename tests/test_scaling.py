@@ -1,0 +1,144 @@
+"""Big files split into units; the same bytes on any number of workers and on Beam."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+
+import pytest
+
+from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes
+
+ARGS = ["--input-format", "jsonl", "--language", "ko", "--max-seq-length", 64, "--dupe-factor", 2]
+ARGS += ["--max-predictions-per-seq", 10, "--unit-bytes", 60000, "--sentence-task", "nsp"]
+
+
+@pytest.fixture(scope="module")
+def big_jsonl(tmp_path_factory):
+    """The 40 NSMC movies (340 kB of JSONL): one file, several units."""
+    path = tmp_path_factory.mktemp("big") / "movies.jsonl"
+    path.write_bytes(gzip.decompress(corpus("jsonl/nsmc_movies_sample.jsonl.gz").read_bytes()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, big_jsonl):
+    """A build on one worker, and its tokenizer (given to every other build)."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    summary = json.loads(
+        invoke("build", big_jsonl, "-o", out, *ARGS, "--vocab-size", 1500, "--json").stdout
+    )
+    assert summary["units"]["total"] >= 5 and summary["documents"] == 40
+    return out
+
+
+def with_model(reference):
+    return [*ARGS, "--spm-model", reference / "spm.model"]
+
+
+def test_the_same_bytes_on_any_number_of_workers_and_on_beam(tmp_path, big_jsonl, reference):
+    expected = shard_hashes(reference)
+    invoke("build", big_jsonl, "-o", tmp_path / "base", *with_model(reference), "--workers", 1)
+    expected = shard_hashes(tmp_path / "base")
+    for runner, workers in (("local", "2"), ("local", "auto"), ("direct", "1"), ("direct", "2")):
+        out = tmp_path / f"{runner}-{workers}"
+        args = [*with_model(reference), "--runner", runner, "--workers", workers, "--json"]
+        summary = json.loads(run_cli("build", big_jsonl, "-o", out, *args).stdout)
+        assert summary["documents"] == 40
+        assert shard_hashes(out) == expected, (runner, workers)
+        run_cli("verify", out)
+
+
+def test_a_gzip_file_is_split_the_same_way(tmp_path, big_jsonl, reference):
+    packed = tmp_path / "movies.jsonl.gz"
+    packed.write_bytes(gzip.compress(big_jsonl.read_bytes()))
+    invoke("build", big_jsonl, "-o", tmp_path / "plain", *with_model(reference))
+    summary = json.loads(
+        invoke("build", packed, "-o", tmp_path / "packed", *with_model(reference), "--json").stdout
+    )
+    assert summary["units"]["total"] >= 5
+    assert list(shard_hashes(tmp_path / "packed").values()) == list(
+        shard_hashes(tmp_path / "plain").values()
+    )
+
+
+def test_appending_documents_rebuilds_only_the_last_units(tmp_path, big_jsonl, reference):
+    path = tmp_path / "movies.jsonl"
+    path.write_bytes(big_jsonl.read_bytes())
+    out = tmp_path / "out"
+    first = json.loads(invoke("build", path, "-o", out, *with_model(reference), "--json").stdout)
+    with open(path, "a", encoding="utf-8") as stream:
+        for i in range(3):
+            stream.write(json.dumps({"text": f"새 영화 {i}. 정말 재미있다.\n최고의 영화."}) + "\n")
+    second = json.loads(invoke("build", path, "-o", out, *with_model(reference), "--json").stdout)
+    assert second["documents"] == 43
+    assert second["units"]["rebuilt"] <= 2
+    assert second["units"]["reused"] >= first["units"]["total"] - 1
+
+
+def test_a_beam_worker_failing_once_is_retried_and_the_bytes_are_unchanged(
+    tmp_path, big_jsonl, reference
+):
+    marker = tmp_path / "failed-once"
+    out = tmp_path / "retried"
+    args = [*with_model(reference), "--runner", "direct", "--workers", 2]
+    result = run_cli(
+        "build", big_jsonl, "-o", out, *args, env={"MPR_TEST_HOOKS": f"fail_worker_once={marker}"}
+    )
+    assert marker.exists(), "the fault was injected"
+    assert "injected worker fault" in result.stderr and "retrying" in result.stderr
+    invoke("build", big_jsonl, "-o", tmp_path / "local", *with_model(reference))
+    assert shard_hashes(out) == shard_hashes(tmp_path / "local")
+
+
+def test_without_beam_the_error_names_the_extra(tmp_path, big_jsonl, reference):
+    fake = tmp_path / "nobeam" / "apache_beam"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no beam here')\n")
+    env = {"PYTHONPATH": str(fake.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = [*with_model(reference), "--runner", "direct"]
+    result = run_cli("build", big_jsonl, "-o", tmp_path / "out", *args, env=env, check=2)
+    assert "pip install 'make-pretrain-records[beam]'" in one_error_line(result.stderr)
+
+
+def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl):
+    result = invoke(
+        "build",
+        big_jsonl,
+        "-o",
+        "gs://example-bucket/records",
+        *ARGS,
+        "--runner",
+        "dataflow",
+        "--workers",
+        4,
+        "--beam-option",
+        "project=example-project",
+        "--beam-option",
+        "region=us-central1",
+        "--beam-option",
+        "temp_location=gs://example-bucket/tmp",
+        "--dry-run",
+        "--json",
+    )
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "dry-run" and summary["units"] >= 5
+    assert summary["beam"]["runner"] == "dataflow"
+    assert {"Units", "Spread", "Build"} <= set(summary["beam"]["transforms"])
+    assert summary["beam"]["graph_bytes"] > 1000
+    assert summary["beam"]["kept_records"] == "gs://example-bucket/records/.mpr/units"
+    assert not (tmp_path / "gs:").exists()
+    bad = invoke(
+        "build",
+        big_jsonl,
+        "-o",
+        tmp_path / "out",
+        "--runner",
+        "dataflow",
+        "--beam-option",
+        "temp_location=gs://b/tmp",
+        "--dry-run",
+        check=2,
+    )
+    assert "--beam-option: Invalid GCS bucket (gs://b/tmp)" in one_error_line(bad.stderr)
