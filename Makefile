@@ -44,10 +44,15 @@ $(BUILD)/instance_test: $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.
 	mkdir -p $(BUILD)
 	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc
 
-core-test: $(BUILD)/core_test $(BUILD)/encoder_test $(BUILD)/instance_test
+$(BUILD)/instance_maker_test: $(CORE)/instance_maker_test.cc $(CORE)/instance_maker.cc $(CORE)/instance_maker.h $(HARNESS)
+	mkdir -p $(BUILD)
+	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/instance_maker_test.cc $(CORE)/instance_maker.cc
+
+core-test: $(BUILD)/core_test $(BUILD)/encoder_test $(BUILD)/instance_test $(BUILD)/instance_maker_test
 	$(BUILD)/core_test
 	$(BUILD)/encoder_test
 	$(BUILD)/instance_test
+	$(BUILD)/instance_maker_test
 
 test: dev core-test
 	$(PY) -m pytest -q tests

@@ -1,6 +1,7 @@
 """Builds the op library with g++ against the installed TensorFlow.
 
-The library holds the NgramMask and EncodeExamples ops and the instance stream's C API.
+The library holds the NgramMask, EncodeExamples and MakeInstances ops and the instance stream's
+C API.
 
 Run as ``python -m pretrain_records.ops.build`` (``make ops`` does). Flags come from
 ``tf.sysconfig``; the translation units compile in parallel. A stamp file beside
@@ -29,18 +30,22 @@ CORE_SOURCES = [
     "core/example_encoder.cc",
     "core/instance_stream.cc",
     "core/instance_stream_c.cc",
+    "core/instance_maker.cc",
 ]
 TF_SOURCES = [
     "kernels/ngram_mask_kernel.cc",
     "ops/ngram_mask_op.cc",
     "kernels/encode_examples_kernel.cc",
     "ops/encode_examples_op.cc",
+    "kernels/make_instances_kernel.cc",
+    "ops/make_instances_op.cc",
 ]
 HEADERS = [
     "core/ngram_masker.h",
     "core/ngram_masker_impl.h",
     "core/example_encoder.h",
     "core/instance_stream.h",
+    "core/instance_maker.h",
     "core/row_random.h",
 ]
 OPTIMIZE = ["-O3", "-fPIC", "-Wall", "-DNDEBUG"]

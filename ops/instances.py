@@ -1,0 +1,97 @@
+"""Python face of the MakeInstances custom op (BERT/ALBERT sentence-pair instances)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from pretrain_records.ops import masking
+
+
+def _as_int8(flags: Any) -> tf.Tensor:
+    """Word-start flags as int8 (bool and other integer types are accepted)."""
+    if isinstance(flags, tf.Tensor | np.ndarray):
+        if flags.dtype == np.int8:
+            return flags
+        return tf.cast(tf.cast(flags, tf.bool), tf.int8)
+    return tf.convert_to_tensor(flags, tf.int8)
+
+
+def make_instances(
+    token_ids: Any,
+    word_starts: Any,
+    sentence_lengths: Any,
+    document_sentences: Any,
+    seed: Any,
+    *,
+    max_seq_length: int,
+    short_seq_prob: float,
+    sentence_task: str,
+    cls_id: int,
+    sep_id: int,
+) -> dict[str, tf.Tensor]:
+    """Makes the sentence-pair instances of a chunk of tokenized documents.
+
+    Follows BERT's ``create_instances_from_document``
+    (https://arxiv.org/abs/1810.04805): a target length (``short_seq_prob`` of
+    them shorter), a random A/B split point, truncation one token at a time from
+    the longer side at a random end. ``nsp``: B is the text after A (label 0) or
+    text from another document of the chunk (label 1); ``sop`` (ALBERT,
+    https://arxiv.org/abs/1909.11942): A and B swapped with p = 0.5 (label 1), a
+    single-sentence chunk split inside the sentence; ``none``: one segment, label
+    0. Documents without tokens are skipped. Rows are in document order (shuffle
+    them later). Stateless: document d draws from a stream keyed by
+    ``(seed[0], seed[1], d)``, so the same chunk and seed give the same rows
+    eagerly, in ``tf.function`` and in ``tf.data`` maps alike.
+
+    Args:
+      token_ids: int32 ``[T]``, the tokens of every sentence of every document.
+      word_starts: int8 (or bool / integer) ``[T]``, 1 where a token starts a word.
+      sentence_lengths: int32 ``[S]``, tokens per sentence (0 allowed).
+      document_sentences: int32 ``[D]``, sentences per document (0 allowed).
+      seed: int64 ``[2]``.
+      max_seq_length: L, ``[CLS]`` and ``[SEP]`` included.
+      short_seq_prob: probability of a target length uniform in ``[2, L - 3]``.
+      sentence_task: ``"nsp"``, ``"sop"`` or ``"none"``.
+      cls_id, sep_id: the ``[CLS]`` and ``[SEP]`` ids.
+
+    Returns:
+      A dict of int32 tensors (``pipeline.features.batch_signature``):
+      ``input_ids``, ``segment_ids``, ``token_boundary`` ``[N, L]``
+      (``[CLS] A [SEP] B [SEP]`` or ``[CLS] A [SEP]``, then 0s; segment 1 for
+      ``B [SEP]``; the first token of each segment starts a word), ``length``
+      and ``label`` ``[N]``.
+
+    Raises:
+      tf.errors.InvalidArgumentError: invalid settings or arrays (the message
+        says which), or ``nsp`` on a chunk with one document with tokens
+        (``sentence_task nsp needs at least two documents ...``).
+
+    Example:
+      >>> rows = make_instances(
+      ...     [10, 11, 12, 13, 14], [1, 0, 1, 1, 1], [3, 2], [2], [1, 2],
+      ...     max_seq_length=8, short_seq_prob=0.0, sentence_task="sop", cls_id=2, sep_id=3)
+      >>> rows["input_ids"].shape, int(rows["length"][0])
+      (TensorShape([1, 8]), 8)
+    """
+    library = masking.load_library()
+    input_ids, segment_ids, token_boundary, lengths, labels = library.make_instances(
+        token_ids,
+        _as_int8(word_starts),
+        sentence_lengths,
+        document_sentences,
+        seed,
+        max_seq_length=max_seq_length,
+        short_seq_prob=float(short_seq_prob),
+        sentence_task=sentence_task,
+        cls_id=cls_id,
+        sep_id=sep_id,
+    )
+    return {
+        "input_ids": input_ids,
+        "segment_ids": segment_ids,
+        "token_boundary": token_boundary,
+        "length": lengths,
+        "label": labels,
+    }
