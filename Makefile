@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 ops: $(VENV)/.installed
-	$(PY) -m pretrain_records.ops.build --cxx $(CXX)
+	$(PY) -m pretrain_records.ops.compile_library --cxx $(CXX)
 
 CORE_FLAGS := -std=c++17 -O2 -Wall -Wextra -Werror
 
@@ -40,18 +40,13 @@ $(BUILD)/encoder_test: $(CORE)/example_encoder_test.cc $(CORE)/example_encoder.c
 	mkdir -p $(BUILD)
 	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/example_encoder_test.cc $(CORE)/example_encoder.cc
 
-$(BUILD)/instance_test: $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc $(CORE)/instance_stream.h $(HARNESS)
-	mkdir -p $(BUILD)
-	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/instance_stream_test.cc $(CORE)/instance_stream.cc
-
 $(BUILD)/instance_maker_test: $(CORE)/instance_maker_test.cc $(CORE)/instance_maker.cc $(CORE)/instance_maker.h $(HARNESS)
 	mkdir -p $(BUILD)
 	$(CXX) $(CORE_FLAGS) -o $@ $(CORE)/instance_maker_test.cc $(CORE)/instance_maker.cc
 
-core-test: $(BUILD)/core_test $(BUILD)/encoder_test $(BUILD)/instance_test $(BUILD)/instance_maker_test
+core-test: $(BUILD)/core_test $(BUILD)/encoder_test $(BUILD)/instance_maker_test
 	$(BUILD)/core_test
 	$(BUILD)/encoder_test
-	$(BUILD)/instance_test
 	$(BUILD)/instance_maker_test
 
 test: dev core-test
@@ -74,5 +69,5 @@ demo: dev
 	$(CLI) inspect demo-out -n 2 --stats
 
 clean:
-	rm -rf $(BUILD) demo-out ops/_ngram_mask_ops.so ops/_ngram_mask_ops.stamp.json .pytest_cache
+	rm -rf $(BUILD) demo-out ops/_pretrain_records_ops.so ops/_pretrain_records_ops.stamp.json .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -59,7 +59,7 @@ def _reported_errors(verbose: bool = False) -> Iterator[None]:
 def _quiet_libraries(quiet: bool) -> None:
     """Python loggers of TensorFlow, absl and Beam: warnings, or only errors under -q."""
     level = logging.ERROR if quiet else logging.WARNING
-    for name in ("tensorflow", "absl", "apache_beam"):
+    for name in ("", "tensorflow", "absl", "apache_beam"):
         logging.getLogger(name).setLevel(level)
     if quiet:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"

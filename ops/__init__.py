@@ -1,9 +1,9 @@
-"""The custom ops: ``from pretrain_records.ops import ngram_mask, encode_examples,
-make_instances``.
+"""The custom ops: ``from pretrain_records.ops import make_instances, ngram_mask,
+encode_examples``.
 
-Importing any of them loads the compiled library and raises ImportError (saying
-to run ``make ops``) when it is missing or stale; ``pretrain_records.ops.build``
-stays importable without it.
+Importing any of them loads the compiled library and raises ImportError (saying to run
+``make ops``) when it is missing or stale; ``pretrain_records.ops.compile_library`` stays
+importable without it.
 """
 
 from typing import Any
@@ -12,19 +12,14 @@ __all__ = ["encode_examples", "make_instances", "ngram_mask"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ngram_mask":
-        from pretrain_records.ops import masking
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from pretrain_records.ops import examples, instances, library, masking
 
-        masking.load_library()
-        return masking.ngram_mask
-    if name == "encode_examples":
-        from pretrain_records.ops import examples, masking
-
-        masking.load_library()
-        return examples.encode_examples
-    if name == "make_instances":
-        from pretrain_records.ops import instances, masking
-
-        masking.load_library()
-        return instances.make_instances
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    library.load()
+    faces = {
+        "ngram_mask": masking.ngram_mask,
+        "encode_examples": examples.encode_examples,
+        "make_instances": instances.make_instances,
+    }
+    return faces[name]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import tensorflow as tf
-from pretrain_records.ops.masking import load_library
+from pretrain_records.ops import library
 
 
 def encode_examples(
@@ -32,7 +32,7 @@ def encode_examples(
     if not ints:
         raise ValueError("encode_examples needs at least one int feature")
     floats = floats or {}
-    return load_library().encode_examples(
+    return library.load().encode_examples(
         list(ints.values()),
         [tf.cast(v, tf.float32) for v in floats.values()],
         int_names=list(ints),

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from pretrain_records.ops import masking
+from pretrain_records.ops import library as op_library
 
 
 def _as_int8(flags: Any) -> tf.Tensor:
@@ -25,6 +25,7 @@ def make_instances(
     document_sentences: Any,
     seed: Any,
     *,
+    documents: Any = None,
     max_seq_length: int,
     short_seq_prob: float,
     sentence_task: str,
@@ -51,6 +52,9 @@ def make_instances(
       sentence_lengths: int32 ``[S]``, tokens per sentence (0 allowed).
       document_sentences: int32 ``[D]``, sentences per document (0 allowed).
       seed: int64 ``[2]``.
+      documents: int64 ``[2]``, the range of documents to make instances of (default:
+        all); every document of the chunk is NSP's pool of random segments, so the
+        documents around the range can serve as that pool.
       max_seq_length: L, ``[CLS]`` and ``[SEP]`` included.
       short_seq_prob: probability of a target length uniform in ``[2, L - 3]``.
       sentence_task: ``"nsp"``, ``"sop"`` or ``"none"``.
@@ -75,13 +79,13 @@ def make_instances(
       >>> rows["input_ids"].shape, int(rows["length"][0])
       (TensorShape([1, 8]), 8)
     """
-    library = masking.load_library()
-    input_ids, segment_ids, token_boundary, lengths, labels = library.make_instances(
+    input_ids, segment_ids, token_boundary, lengths, labels = op_library.load().make_instances(
         token_ids,
         _as_int8(word_starts),
         sentence_lengths,
         document_sentences,
         seed,
+        tf.zeros([0], tf.int64) if documents is None else tf.cast(documents, tf.int64),
         max_seq_length=max_seq_length,
         short_seq_prob=float(short_seq_prob),
         sentence_task=sentence_task,

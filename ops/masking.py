@@ -3,40 +3,14 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from pretrain_records.ops import build
+from pretrain_records.ops import library as op_library
 
-_library: Any = None
 _no_splits: tf.Tensor | None = None
-
-
-def load_library() -> Any:
-    """Loads the op library once; ImportError, saying to run `make ops`, if missing or stale."""
-    global _library
-    if _library is not None:
-        return _library
-    if not build.LIBRARY.exists():
-        raise ImportError(
-            f"the NgramMask op is not built ({build.LIBRARY} is missing): run `make ops`"
-        )
-    stamp = json.loads(build.STAMP.read_text()) if build.STAMP.exists() else {}
-    if stamp.get("tensorflow") != tf.__version__:
-        raise ImportError(
-            f"{build.LIBRARY.name} was built for TensorFlow {stamp.get('tensorflow', '?')}, "
-            f"this is {tf.__version__}: run `make ops`"
-        )
-    if build.CC.exists() and stamp.get("sources_sha256") != build.sources_digest():
-        raise ImportError(f"{build.LIBRARY.name} is older than its C++ sources: run `make ops`")
-    try:
-        _library = tf.load_op_library(str(build.LIBRARY))
-    except tf.errors.NotFoundError as error:
-        raise ImportError(f"cannot load {build.LIBRARY} ({error}): run `make ops`") from error
-    return _library
 
 
 def _empty_splits() -> tf.Tensor:
@@ -132,7 +106,7 @@ def ngram_mask(
       >>> masked, positions, labels = ngram_mask(
       ...     ids, tf.ones_like(ids), [1, 2], special_ids=[2, 3], mask_id=4, vocab_size=100)
     """
-    library = _library if _library is not None else load_library()
+    library = op_library.load()
     attrs = _attrs(
         max_n,
         float(mask_ratio),

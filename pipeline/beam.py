@@ -8,8 +8,13 @@ must share (gs://, or a shared mount); the driver then merges and publishes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from pretrain_records.pipeline import testhooks
@@ -36,6 +41,30 @@ def _import_beam() -> Any:
             "--runner other than local needs Apache Beam: pip install 'make-pretrain-records[beam]'"
         ) from None
     return apache_beam
+
+
+def _quiet() -> bool:
+    """-q: Beam's logger is set to errors only."""
+    return logging.getLogger("apache_beam").getEffectiveLevel() >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _stderr_silenced(silence: bool) -> Iterator[None]:
+    """Beam's worker processes log to the stderr they inherit whatever their log level; under
+    -q their output goes to a discarded temp file (our own error line comes after)."""
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def pipeline_options(runner: str, workers: int, extra: dict[str, str]) -> tuple[Any, Any]:
@@ -83,8 +112,6 @@ class _BuildUnit:
 
         marker = testhooks.fail_worker_once()
         if marker:
-            import os
-
             if not os.path.exists(marker):
                 with open(marker, "w") as stream:
                     stream.write(fingerprint)
@@ -158,9 +185,9 @@ class Beam:
         for attempt in range(1, ATTEMPTS + 1):
             beam_runner, beam_options = pipeline_options(self.runner, self.workers, self.options)
             try:
-                _pipeline(
-                    beam, beam_runner, beam_options, remaining, body
-                ).run().wait_until_finish()
+                job = _pipeline(beam, beam_runner, beam_options, remaining, body)
+                with _stderr_silenced(_quiet()):
+                    job.run().wait_until_finish()
                 break
             except Exception as error:  # a worker failure surfaces here, whatever its type
                 remaining = [fp for fp in remaining if out.kept_unit(fp) is None]

@@ -358,7 +358,7 @@ def _summary(
         "documents": manifest.get("totals", {}).get("documents", 0),
         "shards": len(manifest.get("shards", [])),
         "units": {"total": len(plan.jobs), "reused": len(plan.jobs) - rebuilt, "rebuilt": rebuilt},
-        "skipped": manifest.get("skipped", {}),
+        "skipped": {**manifest.get("skipped", {}), **plan.skipped.as_dict()},
         "tokenizer": plan.tokenizer_origin,
         "seconds": round(time.monotonic() - started, 3),
     }

@@ -423,6 +423,7 @@ class OutputDir:
         for name in storage.listdir(self.private("previous")):
             self._step()
             storage.remove(self.private("previous", name))
+        storage.rmtree(self.private("previous"))
         self._step()
         storage.remove(self.private("journal.json"))
         storage.rmtree(self.private("staging"))

@@ -153,7 +153,7 @@ def unit_records(
     def convert(dupe_pass: tf.Tensor, index: tf.Tensor, chunk: Any) -> Any:
         context, span, (size, stats, piece) = chunk
         instance_seed = tf.stack([instance_seeds[dupe_pass], index])
-        mask_seed = tf.stack([mask_seeds[dupe_pass], index << ROWS_PER_CHUNK_BITS])
+        mask_seed = tf.stack([mask_seeds[dupe_pass], index * (1 << ROWS_PER_CHUNK_BITS)])
         records = to_records(*context, span, instance_seed, mask_seed)
         return records, size, stats * tf.cast(dupe_pass == 0, tf.int64), piece
 

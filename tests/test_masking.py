@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
-from pretrain_records.ops import build, masking, ngram_mask
+from pretrain_records.ops import compile_library, library, ngram_mask
 from pretrain_records.ops.reference import budget, numpy_ngram_mask, tf_ngram_mask
 
 CLS, SEP, MASK, UNK, VOCAB = 2, 3, 4, 1, 500
@@ -252,18 +252,19 @@ def test_mismatched_shapes_and_bad_seed_raise_invalid_argument():
 
 
 def test_missing_or_stale_library_raises_import_error_naming_make_ops(tmp_path, monkeypatch):
-    monkeypatch.setattr(masking, "_library", None)
-    monkeypatch.setattr(build, "LIBRARY", tmp_path / "missing.so")
+    monkeypatch.setattr(library, "_library", None)
+    monkeypatch.setattr(compile_library, "LIBRARY", tmp_path / "missing.so")
     with pytest.raises(ImportError, match="make ops"):
-        masking.load_library()
+        library.load()
     fake = tmp_path / "lib.so"
     fake.write_bytes(b"")
     stamp = tmp_path / "stamp.json"
-    stamp.write_text(json.dumps({"tensorflow": "1.0.0", "sources_sha256": build.sources_digest()}))
-    monkeypatch.setattr(build, "LIBRARY", fake)
-    monkeypatch.setattr(build, "STAMP", stamp)
+    digest = compile_library.sources_digest()
+    stamp.write_text(json.dumps({"tensorflow": "1.0.0", "sources_sha256": digest}))
+    monkeypatch.setattr(compile_library, "LIBRARY", fake)
+    monkeypatch.setattr(compile_library, "STAMP", stamp)
     with pytest.raises(ImportError, match=r"built for TensorFlow 1\.0\.0.*make ops"):
-        masking.load_library()
+        library.load()
     stamp.write_text(json.dumps({"tensorflow": tf.__version__, "sources_sha256": "0" * 64}))
     with pytest.raises(ImportError, match="older than its C\\+\\+ sources.*make ops"):
-        masking.load_library()
+        library.load()

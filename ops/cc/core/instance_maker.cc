@@ -34,6 +34,7 @@ std::string Format(double value) {
 struct Document {
   int64_t first = 0;
   int64_t sentences = 0;
+  bool planned = false;  // in the chunk's document range: makes instances
 };
 
 // A token range [begin, end) of the chunk.
@@ -53,22 +54,29 @@ class Planner {
     for (int64_t s = 0; s < chunk.sentence_lengths.size; ++s) {
       sentence_start_[s + 1] = sentence_start_[s] + chunk.sentence_lengths[s];
     }
+    const int64_t end =
+        chunk.end_document < 0 ? chunk.document_sentences.size : chunk.end_document;
     int64_t first = 0;
     for (int64_t d = 0; d < chunk.document_sentences.size; ++d) {
       const int64_t sentences = chunk.document_sentences[d];
       // A document without tokens makes no instances and is not numbered.
       if (sentence_start_[first + sentences] > sentence_start_[first]) {
-        documents_.push_back({first, sentences});
+        const bool planned = d >= chunk.first_document && d < end;
+        documents_.push_back({first, sentences, planned});
+        planned_ += planned;
       }
       first += sentences;
     }
   }
 
   int64_t documents() const { return static_cast<int64_t>(documents_.size()); }
+  int64_t planned() const { return planned_; }
 
   void Plan(uint64_t seed0, uint64_t seed1) {
+    int64_t number = 0;
     for (int64_t d = 0; d < documents(); ++d) {
-      RowRandom rng = DocumentRandom(seed0, seed1, d);
+      if (!documents_[d].planned) continue;
+      RowRandom rng = DocumentRandom(seed0, seed1, number++);
       PlanDocument(d, rng);
     }
   }
@@ -174,6 +182,7 @@ class Planner {
   std::vector<Instance>* out_;
   std::vector<int64_t> sentence_start_;  // [S + 1] token offsets
   std::vector<Document> documents_;      // those with tokens
+  int64_t planned_ = 0;                  // of them, those in the document range
 };
 
 }  // namespace
@@ -237,6 +246,13 @@ std::string ValidateChunk(const Chunk& chunk) {
     return "document_sentences add up to " + std::to_string(sentences) +
            " sentences, sentence_lengths has " + std::to_string(chunk.sentence_lengths.size);
   }
+  const int64_t count = chunk.document_sentences.size;
+  const int64_t end = chunk.end_document < 0 ? count : chunk.end_document;
+  if (chunk.first_document < 0 || chunk.first_document > end || end > count) {
+    return "the document range [" + std::to_string(chunk.first_document) + ", " +
+           std::to_string(end) + ") is not within the chunk's " + std::to_string(count) +
+           " documents";
+  }
   return "";
 }
 
@@ -257,7 +273,7 @@ bool PlanInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
   }
   Planner planner(chunk, options, out);
   // Decided before any draw, so whether a chunk fails never depends on the seed.
-  if (options.task == SentenceTask::kNsp && planner.documents() == 1) {
+  if (options.task == SentenceTask::kNsp && planner.planned() > 0 && planner.documents() == 1) {
     *error =
         "sentence_task nsp needs at least two documents to draw random segments from; "
         "this chunk holds one document with tokens (use sentence_task sop or none)";

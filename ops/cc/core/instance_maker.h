@@ -50,12 +50,16 @@ struct ArrayView {
   const T& operator[](int64_t i) const { return data[i]; }
 };
 
-// A group of tokenized documents.
+// A group of tokenized documents. Instances are made of documents [first_document,
+// end_document) (all of them by default); every document of the chunk is in NSP's pool of
+// random segments, so a chunk can carry its neighbours' documents as that pool.
 struct Chunk {
   ArrayView<int32_t> ids;                 // [T] the tokens of every sentence, concatenated
   ArrayView<int8_t> word_starts;          // [T] 1 where a token starts a word
   ArrayView<int32_t> sentence_lengths;    // [S] tokens per sentence (0 allowed)
   ArrayView<int32_t> document_sentences;  // [D] sentences per document (0 allowed)
+  int64_t first_document = 0;
+  int64_t end_document = -1;  // -1: to the last document
 };
 
 // Returns an empty string when the chunk's arrays agree, else a one-line message.
@@ -69,7 +73,8 @@ struct Instance {
   int64_t tokens() const { return (a_end - a_begin) + (b_end - b_begin); }
 };
 
-// The stream document d (numbered among documents with tokens) of a chunk draws from.
+// The stream document d (numbered among the documents with tokens that make instances) of a
+// chunk draws from.
 // seed1 and d are mixed, not added: for one seed0, distinct seed1 give distinct keys and
 // a key's documents distinct streams, so (seed1, d) and (seed1 + 1, d - 1) are unrelated
 // (e.g. seed = (pass key, chunk index) gives every document of every chunk its own draws).

@@ -51,8 +51,16 @@ class MakeInstancesOp : public OpKernel {
       const Tensor& t = ctx->input(i);
       return instances::ArrayView<T>(t.flat<T>().data(), t.NumElements());
     };
-    const instances::Chunk chunk{view(0, int32_t{}), view(1, int8_t{}), view(2, int32_t{}),
-                                 view(3, int32_t{})};
+    const Tensor& range = ctx->input(5);
+    OP_REQUIRES(ctx, range.dims() == 1 && (range.NumElements() == 2 || range.NumElements() == 0),
+                errors::InvalidArgument("documents must have shape [2] or [0], got ",
+                                        range.shape().DebugString()));
+    instances::Chunk chunk{view(0, int32_t{}), view(1, int8_t{}), view(2, int32_t{}),
+                           view(3, int32_t{})};
+    if (range.NumElements() == 2) {
+      chunk.first_document = range.flat<int64_t>()(0);
+      chunk.end_document = range.flat<int64_t>()(1);
+    }
     const auto seed_flat = seed.flat<int64_t>();
     std::vector<instances::Instance> planned;
     std::string error;

@@ -14,6 +14,7 @@ REGISTER_OP("MakeInstances")
     .Input("sentence_lengths: int32")
     .Input("document_sentences: int32")
     .Input("seed: int64")
+    .Input("documents: int64")
     .Output("input_ids: int32")
     .Output("segment_ids: int32")
     .Output("token_boundary: int32")
@@ -54,6 +55,8 @@ word_starts: [T] 1 where a token starts a word.
 sentence_lengths: [S] tokens per sentence (0 allowed).
 document_sentences: [D] sentences per document (0 allowed).
 seed: [2] stateless seed.
+documents: [2] the range of documents to make instances of, or [] for all; every
+  document of the chunk is NSP's pool of random segments.
 input_ids: [N, max_seq_length] [CLS] A [SEP] B [SEP] (or [CLS] A [SEP]), then 0s.
 segment_ids: [N, max_seq_length] 0 for [CLS] A [SEP], 1 for B [SEP], 0 for padding.
 token_boundary: [N, max_seq_length] 1 where a token starts a word (the first token

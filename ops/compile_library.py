@@ -1,9 +1,8 @@
-"""Builds the op library with g++ against the installed TensorFlow.
+"""Compiles the op library with g++ against the installed TensorFlow.
 
-The library holds the NgramMask, EncodeExamples and MakeInstances ops and the instance stream's
-C API.
+The library, _pretrain_records_ops.so, holds the MakeInstances, NgramMask and EncodeExamples ops.
 
-Run as ``python -m pretrain_records.ops.build`` (``make ops`` does). Flags come from
+Run as ``python -m pretrain_records.ops.compile_library`` (``make ops`` does). Flags come from
 ``tf.sysconfig``; the translation units compile in parallel. A stamp file beside
 the library records the TensorFlow version and a hash of the sources, so the loader can
 tell a stale build from a current one.
@@ -23,13 +22,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CC = HERE / "cc"
-LIBRARY = HERE / "_ngram_mask_ops.so"
-STAMP = HERE / "_ngram_mask_ops.stamp.json"
+LIBRARY = HERE / "_pretrain_records_ops.so"
+STAMP = HERE / "_pretrain_records_ops.stamp.json"
 CORE_SOURCES = [
     "core/ngram_masker.cc",
     "core/example_encoder.cc",
-    "core/instance_stream.cc",
-    "core/instance_stream_c.cc",
     "core/instance_maker.cc",
 ]
 TF_SOURCES = [
@@ -44,7 +41,6 @@ HEADERS = [
     "core/ngram_masker.h",
     "core/ngram_masker_impl.h",
     "core/example_encoder.h",
-    "core/instance_stream.h",
     "core/instance_maker.h",
     "core/row_random.h",
 ]
@@ -73,7 +69,7 @@ def _run(command: list[str]) -> None:
         raise SystemExit(f"build failed: {' '.join(command[:4])} ...")
 
 
-def build(force: bool = False, cxx: str = "g++") -> Path:
+def compile_library(force: bool = False, cxx: str = "g++") -> Path:
     """Compiles and links the op library unless an up-to-date one exists."""
     compile_flags, link_flags, tf_version = _tf_flags()
     stamp = {"tensorflow": tf_version, "sources_sha256": sources_digest()}
@@ -105,7 +101,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--cxx", default=os.environ.get("CXX", "g++"), help="C++ compiler")
     args = parser.parse_args()
-    build(force=args.force, cxx=args.cxx)
+    compile_library(force=args.force, cxx=args.cxx)
 
 
 if __name__ == "__main__":
