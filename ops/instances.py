@@ -52,7 +52,8 @@ def make_instances(
       document_sentences: int32 ``[D]``, sentences per document (0 allowed).
       seed: int64 ``[2]``.
       max_seq_length: L, ``[CLS]`` and ``[SEP]`` included.
-      short_seq_prob: probability of a target length uniform in ``[2, L - 3]``.
+      short_seq_prob: probability of a shorter target length, uniform in
+        ``[2, L - 3]`` (``L - 2`` for ``none``), as BERT.
       sentence_task: ``"nsp"``, ``"sop"`` or ``"none"``.
       cls_id, sep_id: the ``[CLS]`` and ``[SEP]`` ids.
 
