@@ -56,7 +56,8 @@ def make_instances(
         all); every document of the chunk is NSP's pool of random segments, so the
         documents around the range can serve as that pool.
       max_seq_length: L, ``[CLS]`` and ``[SEP]`` included.
-      short_seq_prob: probability of a target length uniform in ``[2, L - 3]``.
+      short_seq_prob: probability of a shorter target length, uniform in
+        ``[2, L - 3]`` (``L - 2`` for ``none``), as BERT.
       sentence_task: ``"nsp"``, ``"sop"`` or ``"none"``.
       cls_id, sep_id: the ``[CLS]`` and ``[SEP]`` ids.
 

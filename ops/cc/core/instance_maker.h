@@ -70,7 +70,6 @@ struct Instance {
   int64_t a_begin = 0, a_end = 0;
   int64_t b_begin = 0, b_end = 0;
   int32_t label = 0;
-  int64_t tokens() const { return (a_end - a_begin) + (b_end - b_begin); }
 };
 
 // The stream document d (numbered among the documents with tokens that make instances) of a

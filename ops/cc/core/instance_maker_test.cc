@@ -3,10 +3,10 @@
 
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test_harness.h"

@@ -64,10 +64,10 @@ class MakeInstancesOp : public OpKernel {
     const auto seed_flat = seed.flat<int64_t>();
     std::vector<instances::Instance> planned;
     std::string error;
-    OP_REQUIRES(ctx,
-                instances::PlanInstances(chunk, options_, static_cast<uint64_t>(seed_flat(0)),
-                                         static_cast<uint64_t>(seed_flat(1)), &planned, &error),
-                errors::InvalidArgument(error));
+    const bool planned_ok =
+        instances::PlanInstances(chunk, options_, static_cast<uint64_t>(seed_flat(0)),
+                                 static_cast<uint64_t>(seed_flat(1)), &planned, &error);
+    OP_REQUIRES(ctx, planned_ok, errors::InvalidArgument(error));
 
     const int64_t rows = static_cast<int64_t>(planned.size());
     Tensor* out[5] = {};
