@@ -206,7 +206,8 @@ def read_lines(
         with stream:
             data = b""
             while True:
-                block = stream.read(BLOCK_BYTES)
+                # Blocks of MAX_LINE_BYTES: a line after the first of a block always fits in it.
+                block = stream.read(MAX_LINE_BYTES)
                 data += block
                 while cut_long_lines and (
                     (len(data) if (n := data.find(b"\n")) < 0 else n) > MAX_LINE_BYTES

@@ -37,9 +37,14 @@ def _remote_errors(path: str) -> Iterator[None]:
     try:
         yield
     except tf.errors.NotFoundError as error:
-        raise FileNotFoundError(errno.ENOENT, error.message.splitlines()[0], path) from None
+        raise FileNotFoundError(errno.ENOENT, _first_line(error, "No such file"), path) from None
     except tf.errors.OpError as error:
-        raise OSError(errno.EIO, error.message.strip().splitlines()[0], path) from None
+        raise OSError(errno.EIO, _first_line(error, type(error).__name__), path) from None
+
+
+def _first_line(error: Any, default: str) -> str:
+    lines = str(getattr(error, "message", "") or "").strip().splitlines()
+    return lines[0] if lines else default
 
 
 def check_location(path: str, what: str) -> None:

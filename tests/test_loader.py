@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from pretrain_records.pipeline.loader import load_dataset
 
-from tests.conftest import corpus, run_cli
+from tests.conftest import corpus, invoke
 
 L, P, BATCH = 64, 10, 16
 
@@ -37,7 +37,7 @@ def records(tmp_path_factory):
         "--sentence-task",
         "sop",
     ]
-    run_cli(
+    invoke(
         "build",
         corpus("ko/nsmc_reviews_sample.txt"),
         "-o",
@@ -48,7 +48,7 @@ def records(tmp_path_factory):
         2,
         *common,
     )
-    run_cli(
+    invoke(
         "build",
         corpus("ko/nsmc_reviews_sample.txt"),
         "-o",
@@ -59,7 +59,7 @@ def records(tmp_path_factory):
         "dynamic",
         *common,
     )
-    run_cli(
+    invoke(
         "build",
         corpus("ko/nsmc_reviews_sample.txt"),
         "-o",

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import resource
 import zlib
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from pretrain_records.pipeline import merge, runs
+from pretrain_records.pipeline.schema import COMPRESSION
+
+from tests.test_features import encode_frames
 
 
 def make_runs(tmp_path, sizes, seed=0):
@@ -113,3 +118,19 @@ def test_many_shards_keep_few_files_open(tmp_path):
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert len(entries) == 400 and sum(e["records"] for e in entries) == 1200
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zlib"])
+def test_shard_writer_output_reads_back_with_its_checksum(tmp_path, compression):
+    records = [f"record {i}".encode() * (i + 1) for i in range(300)]
+    frames = encode_frames(records)
+    writer = merge.ShardWriter(str(tmp_path / "shard"), "shard", compression)
+    writer.write(b"".join(frames[:100]), 100)
+    writer.write(b"".join(frames[100:]), 200)
+    info = writer.close()
+    path = tmp_path / "shard"
+    assert not [p for p in tmp_path.iterdir() if p.name != "shard"]  # no temp file left
+    assert (info["records"], info["bytes"]) == (300, path.stat().st_size)
+    assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    data = tf.data.TFRecordDataset(str(path), compression_type=COMPRESSION[compression])
+    assert [r.numpy() for r in data] == records

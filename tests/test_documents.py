@@ -1,4 +1,4 @@
-"""Reading inputs: formats, compression, BOM/CRLF, bad bytes with file and line, long lines."""
+"""Reading documents: formats, compression, BOM/CRLF, bad bytes with file and line, long lines."""
 
 from __future__ import annotations
 
@@ -7,17 +7,27 @@ import gzip
 import random
 
 import pytest
-from pretrain_records.pipeline import sources
+from pretrain_records.pipeline import documents as sources
+from pretrain_records.pipeline import inputs
+from pretrain_records.pipeline.sentences import make_splitter
 
 from tests.conftest import corpus
 
 
+def piece(path):
+    head = open(path, "rb").read(8)
+    return sources.Piece(str(path), path.name, sources.compression_of(head, str(path)), 0, None)
+
+
 def documents(path, input_format="lines", bad_lines="error", language="en"):
     stats = sources.ReadStats()
-    split = sources.make_splitter(language)
-    return list(
-        sources.read_documents(str(path), input_format, split, stats, bad_lines=bad_lines)
-    ), stats
+    split = make_splitter(language)
+    found = sources.read_documents(piece(path), input_format, split, stats, bad_lines=bad_lines)
+    return list(found), stats
+
+
+def lines_of(path, stats):
+    return [text for _, text in sources.read_lines(piece(path), stats)]
 
 
 def test_lines_format_with_bom_crlf_and_every_compression(tmp_path):
@@ -60,7 +70,7 @@ def test_invalid_utf8_and_nul_name_file_and_line_or_are_skipped_and_counted(tmp_
     with pytest.raises(sources.DataError, match=rf"{path}:3: invalid UTF-8"):
         documents(path)
     docs, stats = documents(path, bad_lines="skip")
-    assert docs == [["good line", "fine", "ok"]] and stats.skipped_lines == 1
+    assert docs == [["good line", "fine", "ok"]] and stats.bad_lines == 1
     path.write_bytes(b"a\n\nb\x00c\n")
     with pytest.raises(sources.DataError, match=rf"{path}:3: NUL byte"):
         documents(path)
@@ -97,15 +107,16 @@ def test_expand_inputs_globs_directories_and_missing(tmp_path):
     (tmp_path / "d" / "sub").mkdir(parents=True)
     for name in ("d/b.txt", "d/a.txt", "d/sub/c.txt.gz", "d/.hidden"):
         (tmp_path / name).write_text("x")
-    assert sources.expand_inputs([str(tmp_path / "d")]) == [
+    found, skipped = inputs.expand([str(tmp_path / "d")])
+    assert [f.path for f in found] == [
         str(tmp_path / n) for n in ("d/a.txt", "d/b.txt", "d/sub/c.txt.gz")
     ]
-    assert sources.expand_inputs([str(tmp_path / "d" / "*.txt")]) == [
-        str(tmp_path / "d/a.txt"),
-        str(tmp_path / "d/b.txt"),
-    ]
-    with pytest.raises(sources.SourceError, match="no file matches"):
-        sources.expand_inputs([str(tmp_path / "none*.txt")])
+    assert [f.relpath for f in found] == ["a.txt", "b.txt", "sub/c.txt.gz"]
+    assert skipped.hidden == 1
+    found, _ = inputs.expand([str(tmp_path / "d" / "*.txt")])
+    assert [f.path for f in found] == [str(tmp_path / "d/a.txt"), str(tmp_path / "d/b.txt")]
+    with pytest.raises(inputs.UsageError, match="no file matches"):
+        inputs.expand([str(tmp_path / "none*.txt")])
 
 
 def test_korean_corpus_reads_with_crlf(tmp_path):
@@ -129,7 +140,7 @@ def test_block_reader_agrees_with_splitting_the_whole_text(tmp_path, monkeypatch
     path = tmp_path / "in.txt"
     path.write_bytes(text.encode())
     stats = sources.ReadStats()
-    assert list(sources.read_lines(str(path), stats)) == lines
+    assert lines_of(path, stats) == lines
     assert stats.split_long_lines == 0
     # A NUL in a random line is reported with that line's number.
     k = rng.randrange(len(lines))
@@ -137,7 +148,7 @@ def test_block_reader_agrees_with_splitting_the_whole_text(tmp_path, monkeypatch
     bad[k] = bad[k] + "\x00"
     path.write_bytes("\n".join(bad).encode())
     with pytest.raises(sources.DataError, match=rf"in.txt:{k + 1}: NUL byte in the text"):
-        list(sources.read_lines(str(path), sources.ReadStats()))
+        lines_of(path, sources.ReadStats())
 
 
 def test_block_reader_cuts_long_lines_at_character_boundaries(tmp_path, monkeypatch):
@@ -146,7 +157,7 @@ def test_block_reader_cuts_long_lines_at_character_boundaries(tmp_path, monkeypa
     path = tmp_path / "in.txt"
     path.write_text(f"short\n{long_line}\nlast\n", encoding="utf-8")
     stats = sources.ReadStats()
-    got = list(sources.read_lines(str(path), stats))
+    got = lines_of(path, stats)
     assert got[0] == "short" and got[-1] == "last"
     pieces = got[1:-1]
     assert "".join(pieces) == long_line
