@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import unicodedata
@@ -81,6 +82,25 @@ class Tokenizer:
         return [self.processor.id_to_piece(int(i)) for i in ids]
 
 
+# SentencePiece's seed is a uint32 whose largest value means "seed from std::random_device"
+# (sentencepiece/src/util.cc: SetRandomGeneratorSeed ignores it).
+_SPM_SEED_RANGE = 2**32 - 1
+
+
+def sentencepiece_seed(seed: int) -> int:
+    """SentencePiece's training seed for the build's 63-bit `seed`: in [0, 2**32 - 2].
+
+    Seeds below 2**32 - 1 pass unchanged (so models trained before keep their bytes); larger
+    ones map to the first 8 bytes of sha256 of their decimal text, modulo 2**32 - 1, so every
+    bit of the seed counts. 2**32 - 1 itself is never passed: SentencePiece would ignore it
+    and train with a random (or the previous) seed.
+    """
+    if 0 <= seed < _SPM_SEED_RANGE:
+        return seed
+    digest = hashlib.sha256(str(seed).encode()).digest()
+    return int.from_bytes(digest[:8], "little") % _SPM_SEED_RANGE
+
+
 def train(
     sentences: Iterator[str],
     vocab_size: int,
@@ -90,14 +110,15 @@ def train(
     """Trains a unigram model with [CLS]/[SEP]/[MASK] and pad id 0; returns (model, vocab).
 
     `vocab_size` is a soft limit: a small corpus gets a smaller vocabulary. Byte fallback
-    covers characters the vocabulary leaves out (rich scripts such as CJK).
+    covers characters the vocabulary leaves out (rich scripts such as CJK). `seed` is the
+    build's (up to 63 bits), reduced by `sentencepiece_seed` to the uint32 SentencePiece takes.
     """
     # Sentences are kept (bounded by input_sentence_size) so a retry can reuse them.
     kept = [s for _, s in zip(range(2_000_000), sentences, strict=False)]
     attempts = [(c, vocab_size) for c in (character_coverage, 0.999, 0.995, 0.99, 0.98)]
     while attempts:
         coverage, size = attempts.pop(0)
-        spm.set_random_generator_seed(seed)
+        spm.set_random_generator_seed(sentencepiece_seed(seed))
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(

@@ -319,13 +319,6 @@ def test_help_and_version_do_not_import_tensorflow():
     assert result.stdout.strip() == "ok", result.stderr
 
 
-def test_shipped_configs_are_valid():
-    from pretrain_records.pipeline.config import load_yaml, resolve
-
-    for name in ("tiny", "bert_base", "albert_base"):
-        resolve(load_yaml(REPO / "configs" / f"{name}.yaml"))
-
-
 def test_single_document_corpus_refuses_nsp_but_makes_sop(tmp_path, english_model):
     sample = REPO / "configs" / "sample" / "us-constitution.txt"
     args = ["--input-format", "text", "--spm-model", english_model, "--dupe-factor", 1]
