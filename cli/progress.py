@@ -12,15 +12,9 @@ import sys
 import time
 from typing import Any
 
+from pretrain_records.pipeline.planning import human_bytes
+
 PLAIN_EVERY = 10.0  # seconds between plain progress lines
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 class Reporter:
@@ -80,7 +74,7 @@ class Reporter:
         share = self._done / self._total if self._total else 1.0
         eta = elapsed / share - elapsed if share > 0 else 0.0
         self.log(
-            f"{self._what}: {_size(self._done)} of {_size(self._total)} ({100 * share:.0f}%), "
+            f"{self._what}: {human_bytes(self._done)} of {human_bytes(self._total)} ({100 * share:.0f}%), "
             f"{self._records:,} records, {self._records / max(elapsed, 1e-9):,.0f} records/s, "
             f"ETA {eta:.0f}s"
         )

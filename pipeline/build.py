@@ -143,6 +143,11 @@ def _plan(
     files = _scan(found, config, out)
     units = planning.group(files, config.sentence_task, config.unit_bytes)
     documents = sum(u.documents for u in units)
+    if documents == 0:
+        raise DataError(
+            f"no text to build from: the {len(files)} input files hold no documents; is the "
+            "input empty or its input_format wrong?"
+        )
     if config.sentence_task == "nsp" and documents < 2:
         raise DataError(
             f"sentence_task nsp needs at least two documents; the input has {documents} "

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
+from pretrain_records.pipeline.planning import human_bytes
 from pretrain_records.pipeline.unit_build import UnitJob, UnitResult
 
 
@@ -62,7 +63,7 @@ class InProcess:
         tokenizer = Tokenizer(model, name="spm.model")
         results = []
         for job in jobs:
-            events.log(f"building {job.label} ({job.input_bytes / 1e6:.1f} MB)")
+            events.log(f"building {job.label} ({human_bytes(job.input_bytes)})")
             results.append(build_unit(job, tokenizer, out, events.advance))
         return results
 
@@ -145,7 +146,7 @@ def _start_worker(model: bytes, out: str, updates: Any, parent: int, threads: in
 def _build_in_worker(job: UnitJob) -> UnitResult:
     from pretrain_records.pipeline.unit_build import build_unit
 
-    _worker["updates"].put(("log", f"building {job.label} ({job.input_bytes / 1e6:.1f} MB)"))
+    _worker["updates"].put(("log", f"building {job.label} ({human_bytes(job.input_bytes)})"))
     result = build_unit(job, _worker["tokenizer"], _worker["out"], _report)
     _flush_progress()
     return result

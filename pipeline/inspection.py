@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import collections
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-from pretrain_records.pipeline import features, storage
 from pretrain_records.pipeline import manifest as manifest_lib
+from pretrain_records.pipeline import storage
 from pretrain_records.pipeline.errors import DataError
 from pretrain_records.pipeline.merge import PROVENANCE_ENTRY
 from pretrain_records.pipeline.outdir import file_sha256
-from pretrain_records.pipeline.schema import COMPRESSION
+from pretrain_records.pipeline.schema import COMPRESSION, feature_names
 
 
 def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:
@@ -31,6 +32,7 @@ def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:
 def _examples(manifest: dict[str, Any], shards: list[str]) -> Iterator[dict[str, np.ndarray]]:
     """Parsed records shard by shard; a shard that cannot be read is a DataError naming it."""
     import tensorflow as tf
+    from pretrain_records.pipeline import features
 
     spec = features.parse_spec(manifest["features"])
     compression = COMPRESSION[manifest["config"]["compression"]]
@@ -47,7 +49,7 @@ def _examples(manifest: dict[str, Any], shards: list[str]) -> Iterator[dict[str,
 
 def _canonical(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Written names (v1 or v2) -> our canonical ones."""
-    renamed = {written: ours for ours, written in features.feature_names("v2").items()}
+    renamed = {written: ours for ours, written in feature_names("v2").items()}
     return {renamed.get(k, k): v for k, v in example.items()}
 
 
@@ -222,13 +224,44 @@ def format_stats(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def count_records(path: str, compression: str) -> int:
+    """Records of a TFRecord file, counted from its frames (length, CRC, data, CRC) without
+    TensorFlow; DataError for a file that ends inside a frame."""
+    import struct
+    import zlib
+
+    wbits = {"gzip": 31, "zlib": 15}.get(compression)
+    inflate = zlib.decompressobj(wbits=wbits) if wbits else None
+    records, pending, need = 0, 0, 12  # bytes of the current frame still to skip / to read
+    header = b""
+    with storage.open_read(path) as stream:
+        while block := stream.read(1 << 22):
+            data = inflate.decompress(block) if inflate else block
+            view = memoryview(data)
+            while view:
+                if pending:
+                    step = min(pending, len(view))
+                    pending -= step
+                    view = view[step:]
+                    continue
+                take = min(need - len(header), len(view))
+                header += bytes(view[:take])
+                view = view[take:]
+                if len(header) == need:
+                    pending = struct.unpack("<Q", header[:8])[0] + 4
+                    header, records = b"", records + 1
+    if inflate is not None and not inflate.eof:
+        raise DataError(f"{path}: compressed stream ended early")
+    if header or pending:
+        raise DataError(f"{path}: ends inside a record")
+    return records
+
+
 def verify(out: str) -> list[str]:
     """Problems found checking every file of the build against the manifest (empty: none),
-    and files that look like shards but are not in it."""
-    import tensorflow as tf
-
+    and files that look like shards but are not in it. Needs no TensorFlow."""
     manifest = manifest_lib.read(out)
-    compression = COMPRESSION[manifest["config"]["compression"]]
+    compression = manifest["config"]["compression"]
     problems = []
     for name, entry in manifest_lib.owned_files(manifest).items():
         path = manifest_lib.safe_member(out, name)
@@ -247,9 +280,9 @@ def verify(out: str) -> list[str]:
         if not storage.exists(path):
             continue
         try:
-            records = sum(1 for _ in tf.data.TFRecordDataset(path, compression_type=compression))
-        except tf.errors.OpError as error:
-            problems.append(f"{path}: unreadable ({error.message.splitlines()[0]})")
+            records = count_records(path, compression)
+        except (DataError, OSError, zlib.error) as error:
+            problems.append(f"{path}: unreadable ({error})")
             continue
         if records != shard["records"]:
             problems.append(f"{path}: {records} records, manifest says {shard['records']}")

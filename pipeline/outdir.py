@@ -25,11 +25,12 @@ reader that trusts manifest.json sees the old build, then no build, then the new
   S1 journal written         | old           | the old build (rolled back: journal removed)
   S2 manifest withdrawn      | none          | rolled back to S0: the old manifest restored
   S3 old files set aside     | none          | rolled back: old files moved back
-  S4 new files in place      | none          | rolled back: new files back to staging
-  S5 new manifest in place   | new           | committed: rolled forward (S6)
-  S6 old files, journal gone | new           | the new build
+  S4 journal: phase "new"    | none          | rolled back (as S3)
+  S5 new files in place      | none          | rolled back: new files back to staging
+  S6 new manifest in place   | new           | committed: rolled forward (S7)
+  S7 old files, journal gone | new           | the new build
 Files whose content does not change (a reused tokenizer, the same config) stay where they are.
-Any error before S5 (ENOSPC, an exception) rolls back at once: the old build is byte-identical
+Any error before S6 (ENOSPC, an exception) rolls back at once: the old build is byte-identical
 and `verify`-clean. After a roll back the staged build is published by the next run.
 """
 
@@ -355,6 +356,7 @@ class OutputDir:
                     "this tool; refusing to overwrite it"
                 )
         journal = {
+            "phase": "old",
             "new": sorted(set(new_files) - unchanged),
             "old": sorted(
                 n for n in old_files if n not in unchanged and storage.exists(self.public(n))
@@ -378,10 +380,15 @@ class OutputDir:
             log(f"warning: the build is published; tidying up failed ({error}), next run does it")
 
     def _switch(self, journal: dict[str, Any], had_manifest: bool) -> None:
+        """S2-S5: the journal says which phase a kill interrupted (old files being set aside,
+        or new ones being put in place), so that a name both builds use is never mistaken."""
         if had_manifest:
             self._move(self.public("manifest.json"), self.private("previous", "manifest.json"))
         for name in journal["old"]:
             self._move(self.public(name), self.private("previous", _flat(name)))
+        self._step()
+        journal["phase"] = "new"
+        self.write_private_json(journal, "journal.json")
         for name in journal["new"]:
             self._move(self.staged(name), self.public(name))
         self._sync()
@@ -395,18 +402,21 @@ class OutputDir:
         testhooks.point("publish")
 
     def _roll_back(self, journal: dict[str, Any]) -> None:
-        """Undoes a publication stopped before its commit; each step can be repeated."""
-        for name in journal.get("new", []):
-            public, staged = self.public(name), self.staged(name)
-            if storage.exists(public):
-                if storage.exists(staged):  # a copy-rename (object store) half done
-                    storage.remove(public)
-                else:
-                    storage.rename(public, staged)
+        """Undoes a publication stopped before its commit; each step can be repeated. A name
+        may be in both builds: in phase "old" (setting old files aside) a public file is
+        always the old one; in phase "new" every old file is already aside."""
+        if journal.get("phase") == "new":
+            for name in journal.get("new", []):
+                public, staged = self.public(name), self.staged(name)
+                if storage.exists(public):
+                    if storage.exists(staged):  # a copy-rename (object store) half done
+                        storage.remove(public)
+                    else:
+                        storage.rename(public, staged)
         for name in journal.get("old", []):
             public, aside = self.public(name), self.private("previous", _flat(name))
             if storage.exists(aside):
-                if storage.exists(public):
+                if storage.exists(public):  # a copy-rename half done: public is the old one
                     storage.remove(aside)
                 else:
                     storage.rename(aside, public)

@@ -340,7 +340,7 @@ def _unit(group: list[tuple[ScannedFile, PieceInfo]], ids: dict[tuple[str, int],
     first, info = group[0]
     label = first.relpath
     if len(first.pieces) > 1:
-        label += f" [{info.start / 1e6:.1f}-{info.end / 1e6:.1f} MB]"
+        label += f" [{human_bytes(info.start)}-{human_bytes(info.end)}]"
     if len(group) > 1:
         label += f" +{len(group) - 1} {'pieces' if len(first.pieces) > 1 else 'files'}"
     return Unit(
@@ -403,3 +403,12 @@ def _copy_range(stream: IO[bytes], position: int, start: int, end: int, target: 
         writer.discard()
         raise
     return position
+
+
+def human_bytes(count: float) -> str:
+    """12 B, 3.4 kB, 5.6 MB, 7.8 GB."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"

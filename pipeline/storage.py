@@ -206,6 +206,8 @@ class Writer:
     def __init__(self, path: str) -> None:
         self.path = path
         if is_remote(path):
+            # Some tf.io.gfile filesystems (ram://) append to an existing file on "wb".
+            remove(path)
             with _remote_errors(path):
                 self._stream: Any = _gfile().GFile(path, "wb")
         else:
@@ -236,13 +238,8 @@ class Writer:
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Writes a whole file durably and atomically: a temp file then a rename (an object store
-    makes one object write atomic by itself)."""
-    if is_remote(path):
-        writer = Writer(path)
-        writer.write(data)
-        writer.close()
-        return
+    """Writes a whole file durably and atomically: a temp file then a rename (on an object
+    store the rename is a copy, which replaces the object at once)."""
     temp = f"{path}.partial-{os.getpid()}"
     writer = Writer(temp)
     try:
@@ -251,7 +248,7 @@ def write_bytes(path: str, data: bytes) -> None:
     except BaseException:
         writer.discard()
         raise
-    os.replace(temp, path)
+    rename(temp, path)
 
 
 def sync_directory(path: str) -> None:

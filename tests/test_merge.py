@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from pretrain_records.pipeline import merge, runs
+from pretrain_records.pipeline.errors import DataError
+from pretrain_records.pipeline.inspection import count_records
 from pretrain_records.pipeline.schema import COMPRESSION
 
 from tests.test_features import encode_frames
@@ -134,3 +136,7 @@ def test_shard_writer_output_reads_back_with_its_checksum(tmp_path, compression)
     assert info["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     data = tf.data.TFRecordDataset(str(path), compression_type=COMPRESSION[compression])
     assert [r.numpy() for r in data] == records
+    assert count_records(str(path), compression) == 300  # verify's count, without TensorFlow
+    path.write_bytes(path.read_bytes()[:-30])
+    with pytest.raises(DataError):
+        count_records(str(path), compression)

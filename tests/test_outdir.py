@@ -59,6 +59,13 @@ def public_state(out: outdir.OutputDir) -> dict[str, bytes]:
 
 OLD = {"train-00000-of-00002.tfrecord": b"old-0", "train-00001-of-00002.tfrecord": b"old-1"}
 NEW = {f"train-0000{i}-of-00003.tfrecord": f"new-{i}".encode() for i in range(3)}
+# A refresh whose shards keep their names: a public name then holds the old file or the new.
+SAME_NAMES = {name: b"new " + data for name, data in OLD.items()}
+
+
+@pytest.fixture(params=["other names", "same names"])
+def new_build(request):
+    return NEW if request.param == "other names" else SAME_NAMES
 
 
 def published_old(out_path):
@@ -84,20 +91,20 @@ def test_first_publication_and_a_refresh(out_path):
     assert storage.listdir(out.private("previous")) == []
 
 
-def count_steps(out_path) -> int:
-    """Publication steps (renames and removals) of the OLD -> NEW refresh."""
+def count_steps(out_path, new_build) -> int:
+    """Publication steps (renames and removals) of the OLD -> new_build refresh."""
     calls = []
     out = published_old(out_path)
     original = out._step
     out._step = lambda: (calls.append(1), original())[1]
     with out.locked():
-        stage_build(out, NEW, "new")
+        stage_build(out, new_build, "new")
         out.publish(print)
     return len(calls)
 
 
-def test_a_failure_at_any_step_before_the_commit_leaves_the_old_build(out_path, monkeypatch):
-    steps = count_steps(out_path.replace("/out", "/count"))
+def test_a_failure_at_any_step_before_the_commit_leaves_the_old_build(out_path, new_build):
+    steps = count_steps(out_path.replace("/out", "/count"), new_build)
     commit = None
     for step in range(1, steps + 1):
         path = f"{out_path}-{step}"
@@ -112,7 +119,7 @@ def test_a_failure_at_any_step_before_the_commit_leaves_the_old_build(out_path, 
 
         out._step = failing
         with out.locked():
-            stage_build(out, NEW, "new")
+            stage_build(out, new_build, "new")
             try:
                 out.publish(lambda m: None)
                 committed = True
@@ -122,7 +129,7 @@ def test_a_failure_at_any_step_before_the_commit_leaves_the_old_build(out_path, 
         if committed:  # failures after the commit only leave tidying for the next run
             commit = commit or step
             assert manifest_lib.read(out.path)["build"] == "new"
-            assert all(after[n] == d for n, d in NEW.items())
+            assert all(after[n] == d for n, d in new_build.items())
         else:
             assert commit is None, "a failure after a commit point must not roll back"
             assert after == before, step
@@ -131,8 +138,8 @@ def test_a_failure_at_any_step_before_the_commit_leaves_the_old_build(out_path, 
     assert commit is not None and commit > 3
 
 
-def test_a_kill_at_any_step_is_repaired_by_the_next_run(out_path):
-    steps = count_steps(out_path.replace("/out", "/count"))
+def test_a_kill_at_any_step_is_repaired_by_the_next_run(out_path, new_build):
+    steps = count_steps(out_path.replace("/out", "/count"), new_build)
     for step in range(1, steps + 1):
         path = f"{out_path}-{step}"
         out = published_old(path)
@@ -151,7 +158,7 @@ def test_a_kill_at_any_step_is_repaired_by_the_next_run(out_path):
         out._step = kill
         out._roll_back = lambda journal: None  # a kill runs no handler
         with out.locked():
-            stage_build(out, NEW, "new")
+            stage_build(out, new_build, "new")
             try:
                 out.publish(lambda m: None)
             except Killed:
@@ -169,7 +176,7 @@ def test_a_kill_at_any_step_is_repaired_by_the_next_run(out_path):
             if manifest_lib.read(fresh.path)["build"] == "old":
                 assert state == before, step
                 fresh.publish(lambda m: None)
-        assert all(public_state(fresh)[n] == d for n, d in NEW.items())
+        assert all(public_state(fresh)[n] == d for n, d in new_build.items())
         assert manifest_lib.read(fresh.path)["build"] == "new"
         assert not storage.exists(fresh.private("journal.json"))
 
