@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ARGS, CLI, corpus, one_error_line, run_cli, shard_hashes
+from tests.conftest import ARGS, CLI, corpus, invoke, one_error_line, run_cli, shard_hashes
 
 HOOKS = "MPR_TEST_HOOKS"
 SMALL_UNITS = ["--unit-bytes", 40000]  # the three test files make several units
@@ -62,13 +62,13 @@ def built(tmp_path, three_files):
     """A finished build of the three files, then a change to one of them (a refresh to come),
     and a clean build of the changed input with the same tokenizer (what a refresh must give)."""
     out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    invoke("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)  # set-up: in this process
     changed = three_files / "part-1.txt"
     changed.write_text(changed.read_text() + "\n완전히 새로운 리뷰입니다. 정말 재미있었어요.\n")
     clean = tmp_path / "clean"
     model = tmp_path / "model.spm"
     shutil.copy(out / "spm.model", model)
-    run_cli("build", three_files, "-o", clean, *ARGS, *SMALL_UNITS, "--spm-model", model)
+    invoke("build", three_files, "-o", clean, *ARGS, *SMALL_UNITS, "--spm-model", model)
     return out, clean
 
 
@@ -92,7 +92,7 @@ def test_kill_9_while_building_then_rerun_gives_the_bytes_of_a_clean_run(built, 
 def publication_points(tmp_path, three_files) -> int:
     """How many renames and removals a refresh's publication makes (traced once)."""
     out = tmp_path / "count"
-    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    invoke("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
     (three_files / "part-2.txt").write_text((three_files / "part-2.txt").read_text() + "\n끝.\n")
     result = run_cli(
         "build", three_files, "-o", out, *ARGS, *SMALL_UNITS, env={HOOKS: "trace=publish"}
@@ -104,7 +104,7 @@ def test_a_kill_at_every_publication_step_then_a_rerun(tmp_path, three_files):
     steps = publication_points(tmp_path, three_files)
     assert steps >= 8
     out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    invoke("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
     old_build = reader_view_is_consistent(out)
     (three_files / "part-0.txt").write_text((three_files / "part-0.txt").read_text() + "\n새.\n")
     # The refresh staged up to its publication once (units and merge kept), then killed at each
@@ -138,7 +138,7 @@ def test_a_kill_at_every_publication_step_then_a_rerun(tmp_path, three_files):
 def test_a_full_disk_at_every_publication_step_leaves_the_old_build(tmp_path, three_files):
     steps = publication_points(tmp_path, three_files)
     out = tmp_path / "out"
-    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    invoke("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
     (three_files / "part-0.txt").write_text((three_files / "part-0.txt").read_text() + "\n새.\n")
     before = snapshot(out)
     committed = False
