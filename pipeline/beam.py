@@ -1,7 +1,7 @@
 """Building work units on Apache Beam (an optional extra: `make-pretrain-records[beam]`).
 
 The same units as the local executors are the Beam work items, each built by exactly the
-local code (`unit_build.build_unit`), so the bytes are the same on any runner and any number of
+local code (`unit_build.build_units`), so the bytes are the same on any runner and any number of
 workers. Units write their kept records under OUT/.mpr/units, which the driver and the workers
 must share (gs://, or a shared mount); the driver then merges and publishes.
 """
@@ -21,7 +21,7 @@ from pretrain_records.pipeline import testhooks
 from pretrain_records.pipeline.errors import UsageError
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
-from pretrain_records.pipeline.unit_build import UnitJob, UnitResult
+from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
 
 RUNNERS = ("direct", "dataflow", "flink", "spark", "portable")
 _BEAM_RUNNER = {
@@ -108,7 +108,7 @@ class _BuildUnit:
         self.tokenizer = Tokenizer(self.model, name="spm.model")
 
     def process(self, fingerprint: str) -> Any:
-        from pretrain_records.pipeline.unit_build import build_unit
+        from pretrain_records.pipeline.unit_build import build_units
 
         marker = testhooks.fail_worker_once()
         if marker:
@@ -116,7 +116,9 @@ class _BuildUnit:
                 with open(marker, "w") as stream:
                     stream.write(fingerprint)
                 raise RuntimeError(f"injected worker fault in unit {fingerprint}")
-        build_unit(self.jobs[fingerprint], self.tokenizer, OutputDir(self.out))
+        jobs = [self.jobs[fingerprint]]
+        claims = iter([0])
+        build_units(jobs, lambda: next(claims, None), self.tokenizer, OutputDir(self.out))
         yield fingerprint
 
 

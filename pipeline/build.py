@@ -27,7 +27,7 @@ from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.tokenizer_source import load_given, obtain
-from pretrain_records.pipeline.unit_build import RECORDS_VERSION, UnitJob, UnitResult
+from pretrain_records.pipeline.unit_job import RECORDS_VERSION, UnitJob, UnitResult
 from pretrain_records.pipeline.version import VERSION
 
 # Keys that change no kept record: the merge's shard count and compression, the bad-line policy.
@@ -82,6 +82,7 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
         manifest = _stage(request, out, plan, results, events)
         if manifest is None:
             return _summary(request, previous, plan, started, "up-to-date")
+        events.log("publishing")
         out.publish(events.log)
         out.collect_garbage({job.fingerprint for job in plan.jobs})
         out.write_private_json(plan_cache(plan, request.config), "plan-cache.json")
@@ -260,6 +261,7 @@ def _stage(
         events.log("publishing the build an earlier run staged")
         return staged
     out.clear_staging()
+    events.log(f"merging {records:,} records of {len(ordered)} units into {shards} shards")
     events.start_merge(shards)
     entries, provenance = merge.merge(
         runs, records, total_bytes, shards, config.compression, out.staged, events.shard_done

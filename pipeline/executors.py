@@ -1,9 +1,10 @@
 """Where missing units are built: this process, a pool of worker processes, or Apache Beam.
 
-Every executor runs `unit_build.build_unit` on each job and returns the results; the bytes of a
-unit never depend on where it was built. Worker processes are spawned (TensorFlow does not
-survive fork), each loads TensorFlow, the op library and the tokenizer once, and builds units
-largest first; their progress comes back through a queue.
+Every executor runs `unit_build.build_units` and returns the results; the bytes of a unit never
+depend on where it was built. Worker processes are spawned (TensorFlow does not survive fork);
+each loads TensorFlow, the op library and the tokenizer once, then runs one pipeline that
+claims units from a shared queue, largest first, until none is left (so they share the work
+however uneven the units); their progress comes back through another queue.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Protocol
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.planning import human_bytes
-from pretrain_records.pipeline.unit_build import UnitJob, UnitResult
+from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
 
 
 def available_cores() -> int:
@@ -32,13 +33,16 @@ def available_cores() -> int:
 
 def _cgroup_quota() -> int | None:
     try:  # cgroup v2
-        limit, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        with open("/sys/fs/cgroup/cpu.max") as stream:
+            limit, period = stream.read().split()[:2]
         return None if limit == "max" else max(1, -(-int(limit) // int(period)))
     except (OSError, ValueError):
         pass
     try:  # cgroup v1
-        quota = int(open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read())
-        period = int(open("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as stream:
+            quota = int(stream.read())
+        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as stream:
+            period = int(stream.read())
         return None if quota <= 0 else max(1, -(-quota // period))
     except (OSError, ValueError):
         return None
@@ -50,27 +54,33 @@ class Executor(Protocol):
     ) -> list[UnitResult]: ...
 
 
+def largest_first(jobs: list[UnitJob]) -> list[int]:
+    """The order units are handed out in: largest first, so that small ones fill the gaps."""
+    return sorted(range(len(jobs)), key=lambda i: (-jobs[i].input_bytes, jobs[i].fingerprint))
+
+
 @dataclasses.dataclass(frozen=True)
 class InProcess:
-    """Units one after another in this process (tf.data's own threads run beside Python)."""
+    """Units in this process, through one pipeline (tf.data's threads run beside Python:
+    SentencePiece and the ops release the GIL)."""
 
     def build(
         self, jobs: list[UnitJob], model: bytes, out: OutputDir, events: Events
     ) -> list[UnitResult]:
         from pretrain_records.pipeline.tokenize import Tokenizer
-        from pretrain_records.pipeline.unit_build import build_unit
+        from pretrain_records.pipeline.unit_build import build_units
 
-        tokenizer = Tokenizer(model, name="spm.model")
-        results = []
-        for job in jobs:
+        def started(job: UnitJob) -> None:
             events.log(f"building {job.label} ({human_bytes(job.input_bytes)})")
-            results.append(build_unit(job, tokenizer, out, events.advance))
-        return results
+
+        order = iter(largest_first(jobs))
+        tokenizer = Tokenizer(model, name="spm.model")
+        return build_units(jobs, lambda: next(order, None), tokenizer, out, events.advance, started)
 
 
 @dataclasses.dataclass(frozen=True)
 class Processes:
-    """Units in `workers` spawned worker processes."""
+    """Units in `workers` spawned worker processes, which claim them from a shared queue."""
 
     workers: int
 
@@ -84,15 +94,17 @@ class Processes:
         events.log(f"building {len(jobs)} units in {count} worker processes")
         context = multiprocessing.get_context("spawn")
         updates: Any = context.Queue()
+        claims: Any = context.Queue()
+        for index in largest_first(jobs):
+            claims.put(index)
         threads = max(1, available_cores() // count)
-        ordered = sorted(jobs, key=lambda j: (-j.input_bytes, j.fingerprint))
         with ProcessPoolExecutor(
             count,
             mp_context=context,
             initializer=_start_worker,
-            initargs=(model, out.path, updates, os.getpid(), threads),
+            initargs=(model, out.path, updates, claims, os.getpid(), threads),
         ) as pool:
-            futures = {pool.submit(_build_in_worker, job): job for job in ordered}
+            futures = [pool.submit(_build_in_worker, jobs) for _ in range(count)]
             pending = set(futures)
             try:
                 while pending:
@@ -101,11 +113,18 @@ class Processes:
                     for future in done:
                         future.result()  # a worker's error, raised here
             except BaseException:
-                for future in pending:
-                    future.cancel()
+                _drain(claims)  # the other workers stop after their current units
                 raise
             _relay(updates, events)
-            return [f.result() for f in futures]
+            return [result for f in futures for result in f.result()]
+
+
+def _drain(claims: Any) -> None:
+    while True:
+        try:
+            claims.get_nowait()
+        except (queue.Empty, OSError, ValueError):
+            return
 
 
 def _relay(updates: Any, events: Events) -> None:
@@ -123,7 +142,9 @@ def _relay(updates: Any, events: Events) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(model: bytes, out: str, updates: Any, parent: int, threads: int) -> None:
+def _start_worker(
+    model: bytes, out: str, updates: Any, claims: Any, parent: int, threads: int
+) -> None:
     """Worker start-up: TensorFlow's thread pools sized to this worker's share of the cores,
     the op library and the tokenizer loaded once."""
     import tensorflow as tf
@@ -133,23 +154,39 @@ def _start_worker(model: bytes, out: str, updates: Any, parent: int, threads: in
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     library.load()
+    tokenizer = Tokenizer(model, name="spm.model")
+    tokenizer.threads = threads
     _worker.update(
-        tokenizer=Tokenizer(model, name="spm.model"),
+        threads=threads,
+        tokenizer=tokenizer,
         out=OutputDir(out),
         updates=updates,
+        claims=claims,
         parent=parent,
         pending=[0, 0],
         sent=time.monotonic(),
     )
 
 
-def _build_in_worker(job: UnitJob) -> UnitResult:
-    from pretrain_records.pipeline.unit_build import build_unit
+def _claim() -> int | None:
+    """The next unit to build, from the queue every worker shares; None when it is empty."""
+    try:
+        return int(_worker["claims"].get_nowait())
+    except queue.Empty:
+        return None
 
-    _worker["updates"].put(("log", f"building {job.label} ({human_bytes(job.input_bytes)})"))
-    result = build_unit(job, _worker["tokenizer"], _worker["out"], _report)
+
+def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:
+    from pretrain_records.pipeline.unit_build import build_units
+
+    def started(job: UnitJob) -> None:
+        _worker["updates"].put(("log", f"building {job.label} ({human_bytes(job.input_bytes)})"))
+
+    results = build_units(
+        jobs, _claim, _worker["tokenizer"], _worker["out"], _report, started, _worker["threads"]
+    )
     _flush_progress()
-    return result
+    return results
 
 
 def _report(input_bytes: int, records: int) -> None:

@@ -14,7 +14,7 @@ Layout:
   OUT/.mpr/tokenizer/         a tokenizer the tool trained, kept for refreshes
   OUT/.mpr/staging/           the next build, complete once staging/manifest.json exists
   OUT/.mpr/journal.json       a publication in progress; OUT/.mpr/previous/: its old files
-  OUT/.mpr/work/              scratch (tf.data caches, spilled pieces), removed after a build
+  OUT/.mpr/work/              scratch (spilled pieces of compressed files), removed after a build
   OUT/.mpr/published.json     size and mtime of the published files (a fast ownership check)
 
 Publication: everything new is complete, fsynced and checked in staging before it starts; a
@@ -244,19 +244,14 @@ class OutputDir:
         storage.remove(self.private("config.json"))
 
     def fresh_unit_dir(self, fingerprint: str) -> str:
-        """An empty directory for a unit about to be built (a killed run's partial unit and
-        tf.data cache go first); returns it."""
+        """An empty directory for a unit about to be built (a killed run's partial unit goes
+        first); returns it."""
         self.drop_partial_unit(fingerprint)
         storage.makedirs(self.unit_dir(fingerprint))
-        storage.makedirs(self.work("cache", fingerprint))
         return self.unit_dir(fingerprint)
 
     def drop_partial_unit(self, fingerprint: str) -> None:
         storage.rmtree(self.unit_dir(fingerprint))
-        self.drop_cache(fingerprint)
-
-    def drop_cache(self, fingerprint: str) -> None:
-        storage.rmtree(self.work("cache", fingerprint))
 
     def kept_tokenizer(self) -> tuple[bytes, bytes] | None:
         """(model, vocab) of a tokenizer an earlier run trained here, if intact."""

@@ -33,6 +33,7 @@ class Tokenizer:
 
     def __init__(self, model_proto: bytes, name: str = "SentencePiece model") -> None:
         self.model_proto = model_proto
+        self.threads = -1
         self.processor = spm.SentencePieceProcessor()
         try:
             self.processor.LoadFromSerializedProto(model_proto)
@@ -75,8 +76,9 @@ class Tokenizer:
         return load_given(path)
 
     def encode(self, sentences: list[str]) -> list[list[int]]:
-        """Token ids of each sentence (batched in C++)."""
-        return self.processor.encode(sentences, out_type=int)
+        """Token ids of each sentence (batched in C++, on `threads` threads: all cores unless
+        set, e.g. to a worker process's share of them)."""
+        return self.processor.encode(sentences, out_type=int, num_threads=self.threads)
 
     def decode_pieces(self, ids: Iterable[int]) -> list[str]:
         return [self.processor.id_to_piece(int(i)) for i in ids]

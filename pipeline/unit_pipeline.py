@@ -1,141 +1,158 @@
-"""One work unit's records as a tf.data pipeline.
+"""Work units' records as one tf.data pipeline (per process).
 
-  pieces ─interleave(read, split, tokenize: a Python generator, the one crossing)─> chunks
-    ─cache(disk)─> every dupe pass: chunks with their neighbours (NSP's pool) ─enumerate─>
-    ─map(MakeInstances, NgramMask, EncodeExamples)─> framed records ─prefetch─> the writer
+  slots ─interleave(2 units at a time)─┐
+     a slot: claim the next unit, read its pieces, split and tokenize them in chunks (a Python
+     generator, the one crossing) ─cache(memory)─repeat(dupe passes)─scan(each chunk with its
+     neighbours: NSP's pool)─enumerate
+  ─map(MakeInstances, NgramMask, EncodeExamples)─prefetch─> framed records, by unit
 
-Every draw is stateless and keyed: instances by (unit, pass, chunk), masks by (unit, pass,
-chunk, row), so a unit's records depend only on its pieces' bytes, the config and the seed,
-whatever the parallelism. Errors raised while reading (a DataError naming file and line) come
-out of the pipeline re-wrapped by TensorFlow; `errors.from_tf_error` gives them back.
+Units are claimed from a queue (`claim`) as the pipeline needs them, so worker processes share
+the units dynamically, largest first, and one pipeline (its functions instantiated once) serves
+every unit of a process. Every draw is stateless and keyed: instances by (unit, chunk number in
+the unit's repeated stream), masks by (unit, chunk number, row), so a unit's records depend only
+on its pieces' bytes, the config and the seed, never on which process built it nor on what it
+was interleaved with. Errors raised while reading (a DataError naming file and line) come out
+of the pipeline re-wrapped by TensorFlow; `errors.from_tf_error` gives them back.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 from pretrain_records.pipeline import chunks, documents, features, sentences, testhooks
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import Piece, ReadStats
+from pretrain_records.pipeline.documents import ReadStats
 from pretrain_records.pipeline.tokenize import Tokenizer
+from pretrain_records.pipeline.unit_job import UnitJob
 
-CYCLE_LENGTH = 2  # pieces read at once (their documents interleave, deterministically)
+UNITS_AT_ONCE = 2  # units read at once (interleaved): one's Python work beside the other's ops
 ROWS_PER_CHUNK_BITS = 24  # mask seeds: row i of chunk c draws (seed, c << 24 | i)
 
-_CHUNK_SIGNATURE = (
+_ARRAYS = (
     tf.TensorSpec([None], tf.int32),  # token ids
     tf.TensorSpec([None], tf.int8),  # word starts
     tf.TensorSpec([None], tf.int32),  # sentence lengths
     tf.TensorSpec([None], tf.int32),  # sentences per document
+)
+_META = (
     tf.TensorSpec([], tf.int64),  # input bytes
     tf.TensorSpec([5], tf.int64),  # reading statistics (ReadStats, in field order)
     tf.TensorSpec([], tf.int32),  # the piece (of the unit) the chunk comes from
+    tf.TensorSpec([], tf.bool),  # the unit's last element (set by `_with_neighbours`)
 )
+_CHUNK = (tf.TensorSpec([], tf.int64), *_ARRAYS, *_META)  # the unit's index first
+
+Claim = Callable[[], int | None]  # the next unit to build (its index in the jobs), or None
 
 
-@dataclasses.dataclass(frozen=True)
-class UnitSeeds:
-    """Per dupe pass: the seed of its instance draws and of its mask draws."""
-
-    instances: tuple[int, ...]
-    masks: tuple[int, ...]
-
-
-def document_chunks(
-    pieces: tuple[Piece, ...],
-    piece_bytes: tuple[int, ...],
-    config: BuildConfig,
-    tokenizer: Tokenizer,
-) -> tf.data.Dataset:
-    """Pieces read (interleaved), split into sentences and tokenized in chunks."""
+def _unit_chunks(jobs: list[UnitJob], unit: int, tokenizer: Tokenizer) -> Iterator[tuple]:
+    """Chunks of one unit's pieces, each piece closed by an empty chunk carrying its reading
+    statistics (see `chunks.piece_chunks`)."""
+    job = jobs[unit]
+    config = job.config
     split = sentences.make_splitter(config.language)
-
-    def generate(index: Any) -> Iterator[chunks.Chunk]:
-        piece = pieces[int(index)]
+    for index, (piece, size) in enumerate(zip(job.pieces, job.piece_bytes, strict=True)):
         stats = ReadStats()
         read = documents.read_documents(
             piece, config.input_format, split, stats, config.jsonl_field, config.bad_lines
         )
-        for chunk in chunks.piece_chunks(read, tokenizer, stats, piece_bytes[int(index)]):
+        for chunk in chunks.piece_chunks(read, tokenizer, stats, size):
             testhooks.point("chunk")
-            yield (*chunk, np.int32(index))
+            yield (np.int64(unit), *chunk, np.int32(index), np.bool_(False))
 
-    read_piece = tf.autograph.experimental.do_not_convert(
-        lambda i: tf.data.Dataset.from_generator(
-            generate, args=(i,), output_signature=_CHUNK_SIGNATURE
-        )
+
+def claimed_chunks(jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer) -> tf.data.Dataset:
+    """A slot's chunks: the unit it claims, read and tokenized; nothing when none is left."""
+
+    def generate() -> Iterator[tuple]:
+        unit = claim()
+        if unit is not None:
+            yield from _unit_chunks(jobs, unit, tokenizer)
+
+    return tf.data.Dataset.from_generator(generate, output_signature=_CHUNK)
+
+
+_STATE = (_ARRAYS, _ARRAYS, _CHUNK, tf.TensorSpec([], tf.bool), tf.TensorSpec([], tf.int64))
+
+
+@tf.function(input_signature=[_STATE, (_CHUNK, tf.TensorSpec([], tf.bool))], autograph=False)
+def _neighbour_step(state: Any, element: Any) -> Any:
+    """One step of the scan that gives each chunk its neighbours (see `_with_neighbours`);
+    traced once per process. State: the previous chunk's arrays, the held chunk's arrays and
+    element, whether one is held, and the unit (-1 before the first element)."""
+    previous, current, held, has_held, unit = state
+    chunk, is_end = element
+    arrays = chunk[1:5]
+    context = tuple(
+        tf.concat([a, b, c], 0) for a, b, c in zip(previous, current, arrays, strict=True)
     )
-    return tf.data.Dataset.range(len(pieces)).interleave(
-        read_piece,
-        cycle_length=min(CYCLE_LENGTH, len(pieces)),
-        num_parallel_calls=min(CYCLE_LENGTH, len(pieces)),
-        deterministic=True,
+    first = tf.shape(previous[3], out_type=tf.int64)[0]
+    span = tf.stack([first, first + tf.shape(current[3], out_type=tf.int64)[0]])
+    empty = tuple(tf.zeros([0], spec.dtype) for spec in _ARRAYS)
+    no_span = tf.zeros([2], tf.int64)
+    last = (tf.constant(True),)
+    # At the end: the held chunk, flagged as the unit's last; or, for a unit without documents,
+    # an empty last element; or nothing, for a slot that claimed no unit.
+    ending = tf.cond(
+        has_held,
+        lambda: (tf.constant(True), (*held[:-1], *last), context, span),
+        lambda: (unit >= 0, (unit, *chunk[1:-1], *last), empty, no_span),
+    )
+    # A chunk without documents (a piece's closing statistics, an empty file) is passed on at
+    # once and takes no neighbour's place.
+    alone = (tf.constant(True), chunk, empty, no_span)
+    out = (has_held, held, context, span)
+    advanced = (current, arrays, chunk, tf.constant(True), chunk[0])
+    return tf.case(
+        [
+            (is_end, lambda: (state, ending)),
+            (
+                tf.equal(tf.size(arrays[3]), 0),
+                lambda: ((previous, current, held, has_held, chunk[0]), alone),
+            ),
+        ],
+        default=lambda: (advanced, out),
     )
 
 
 def _with_neighbours(chunked: tf.data.Dataset) -> tf.data.Dataset:
-    """Each chunk with its neighbours' documents around it: (ids, starts, sentence lengths,
-    sentences per document) of [previous, chunk, next], the chunk's document range in them, and
-    its (input bytes, statistics, piece). The neighbours are the pool NSP draws random segments
-    from, so a chunk of one document still has others to draw from."""
-    empty = (
-        tf.zeros([0], tf.int32),
-        tf.zeros([0], tf.int8),
-        tf.zeros([0], tf.int32),
-        tf.zeros([0], tf.int32),
+    """Each chunk (as it came) with the documents of [previous, chunk, next] and the chunk's
+    document range in them: NSP draws random segments from the neighbours too, so a chunk of
+    one document still has others to draw from. The unit's last element is flagged."""
+    empty = tuple(tf.zeros([0], spec.dtype) for spec in _ARRAYS)
+    nothing = tuple(tf.zeros([d or 0 for d in spec.shape], spec.dtype) for spec in _CHUNK)
+    marked = chunked.map(_mark(False)).concatenate(
+        tf.data.Dataset.from_tensors(nothing).map(_mark(True))
     )
-    no_meta = (tf.constant(0, tf.int64), tf.zeros([5], tf.int64), tf.constant(0, tf.int32))
-    end = tf.data.Dataset.from_tensors((*empty, *no_meta))
-    marked = chunked.map(_mark(False)).concatenate(end.map(_mark(True)))
-    initial = (empty, empty, no_meta, tf.constant(False))
-
-    def step(state: Any, element: Any) -> Any:
-        previous, current, meta, has_current = state
-        chunk, chunk_meta, is_end = element[:4], element[4:7], element[7]
-        context = tuple(
-            tf.concat([a, b, c], 0) for a, b, c in zip(previous, current, chunk, strict=True)
-        )
-        first = tf.shape(previous[3], out_type=tf.int64)[0]
-        span = tf.stack([first, first + tf.shape(current[3], out_type=tf.int64)[0]])
-        out = (has_current, context, span, meta)
-        # A chunk without documents (a piece's closing statistics, an empty file) is passed on
-        # at once and takes no neighbour's place.
-        alone = (tf.constant(True), empty, tf.zeros([2], tf.int64), chunk_meta)
-        advanced = (current, chunk, chunk_meta, tf.constant(True))
-        return tf.case(
-            [
-                (is_end, lambda: (state, out)),
-                (tf.equal(tf.size(chunk[3]), 0), lambda: (state, alone)),
-            ],
-            default=lambda: (advanced, out),
-        )
-
-    neighboured = marked.scan(initial, tf.autograph.experimental.do_not_convert(step))
+    initial = (empty, empty, nothing, tf.constant(False), tf.constant(-1, tf.int64))
+    neighboured = marked.scan(
+        initial,
+        tf.autograph.experimental.do_not_convert(lambda s, e: _neighbour_step(s, e)),
+    )
     return neighboured.filter(lambda has, *_: has).map(lambda has, *rest: tuple(rest))
 
 
 def _mark(is_end: bool) -> Any:
-    return tf.autograph.experimental.do_not_convert(lambda *t: (*t, tf.constant(is_end)))
+    return tf.autograph.experimental.do_not_convert(lambda *t: (t, tf.constant(is_end)))
 
 
-def unit_records(
-    pieces: tuple[Piece, ...],
-    piece_bytes: tuple[int, ...],
-    config: BuildConfig,
-    tokenizer: Tokenizer,
-    seeds: UnitSeeds,
-    cache_path: str,
+def units_records(
+    jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer, threads: int | None = None
 ) -> tf.data.Dataset:
-    """The unit's records: elements (framed records [n], input bytes, statistics [5], piece);
-    the statistics are those of the first pass only (later passes re-read the cache)."""
-    cached = document_chunks(pieces, piece_bytes, config, tokenizer).cache(cache_path)
-    instance_seeds = tf.constant(seeds.instances, tf.int64)
-    mask_seeds = tf.constant(seeds.masks, tf.int64)
+    """Records of the units this process claims: elements (unit index, framed records [n],
+    input bytes, statistics [5], piece, the unit's last), units interleaved two at a time.
+
+    A unit's chunks are cached in memory (its tokens: about 1.5 times its text) and every dupe
+    pass re-reads them; element k of a unit's repeated stream draws its instances from (the
+    unit's instance seed, k) and its masks from (its mask seed, k << 24 | row). `threads`
+    bounds tf.data's threads (a worker process's share of the cores); None: all cores."""
+    config = jobs[0].config
+    passes = jobs[0].passes()
+    seeds = tf.constant([job.seeds() for job in jobs], tf.int64)
     to_records = records_function(
         config,
         tokenizer.special_ids,
@@ -145,26 +162,33 @@ def unit_records(
         tokenizer.sep_id,
     )
 
-    def one_pass(dupe_pass: tf.Tensor) -> tf.data.Dataset:
-        return (
-            _with_neighbours(cached).enumerate().map(lambda index, chunk: (dupe_pass, index, chunk))
-        )
+    def one_slot(_: tf.Tensor) -> tf.data.Dataset:
+        chunked = claimed_chunks(jobs, claim, tokenizer).cache().repeat(passes)
+        return _with_neighbours(chunked).enumerate()
 
-    def convert(dupe_pass: tf.Tensor, index: tf.Tensor, chunk: Any) -> Any:
-        context, span, (size, stats, piece) = chunk
-        instance_seed = tf.stack([instance_seeds[dupe_pass], index])
-        mask_seed = tf.stack([mask_seeds[dupe_pass], index * (1 << ROWS_PER_CHUNK_BITS)])
-        records = to_records(*context, span, instance_seed, mask_seed)
-        return records, size, stats * tf.cast(dupe_pass == 0, tf.int64), piece
+    def convert(index: tf.Tensor, neighboured: Any) -> Any:
+        chunk, context, span = neighboured
+        unit, size, stats, piece, last = chunk[0], chunk[5], chunk[6], chunk[7], chunk[8]
+        records = to_records(*context, span, seeds[unit], index)
+        return unit, records, size, stats, piece, last
 
-    passes = tf.data.Dataset.range(len(seeds.instances))
-    numbered = passes.flat_map(tf.autograph.experimental.do_not_convert(one_pass))
-    records = numbered.map(
-        tf.autograph.experimental.do_not_convert(convert),
-        num_parallel_calls=tf.data.AUTOTUNE,
+    slots = tf.data.Dataset.range(len(jobs)).interleave(
+        tf.autograph.experimental.do_not_convert(one_slot),
+        cycle_length=UNITS_AT_ONCE,
+        num_parallel_calls=UNITS_AT_ONCE,
         deterministic=True,
     )
-    return records.prefetch(2)
+    records = slots.map(
+        tf.autograph.experimental.do_not_convert(convert),
+        num_parallel_calls=threads or tf.data.AUTOTUNE,
+        deterministic=True,
+    ).prefetch(2)
+    if threads is not None:
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = threads + UNITS_AT_ONCE
+        options.threading.max_intra_op_parallelism = 1
+        records = records.with_options(options)
+    return records
 
 
 @functools.lru_cache(maxsize=8)
@@ -177,7 +201,7 @@ def records_function(
     sep_id: int,
 ) -> Any:
     """Chunk -> framed records: MakeInstances, NgramMask (static masking), EncodeExamples.
-    Traced once per setting and shared by every unit of a build."""
+    Traced once per setting and process."""
     from pretrain_records.ops import make_instances
 
     vector = functools.partial(tf.TensorSpec, [None])
@@ -186,13 +210,15 @@ def records_function(
         vector(tf.int8),
         vector(tf.int32),
         vector(tf.int32),
-        tf.TensorSpec([2], tf.int64),
-        tf.TensorSpec([2], tf.int64),
-        tf.TensorSpec([2], tf.int64),
+        tf.TensorSpec([2], tf.int64),  # the chunk's documents in the context
+        tf.TensorSpec([2], tf.int64),  # the unit's seeds: instances, masks
+        tf.TensorSpec([], tf.int64),  # the chunk's number in the unit's stream
     ]
 
     @tf.function(input_signature=signature, autograph=False)
-    def to_records(ids, starts, lengths, sentences, span, instance_seed, mask_seed):  # type: ignore[no-untyped-def]
+    def to_records(ids, starts, lengths, sentences, span, unit_seeds, index):  # type: ignore[no-untyped-def]
+        instance_seed = tf.stack([unit_seeds[0], index])
+        mask_seed = tf.stack([unit_seeds[1], index * (1 << ROWS_PER_CHUNK_BITS)])
         batch = make_instances(
             ids,
             starts,
