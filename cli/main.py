@@ -90,11 +90,9 @@ def _resolve(config_file: str | None, values: dict[str, Any]) -> config_lib.Buil
 class _Workers(click.ParamType):
     name = "N|auto"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        if value == "auto":
-            from pretrain_records.pipeline.executors import available_cores
-
-            return available_cores()
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value in ("auto", None):
+            return None
         try:
             count = int(value)
         except (TypeError, ValueError):
@@ -131,8 +129,9 @@ def main() -> None:
     type=_Workers(),
     default="auto",
     show_default=True,
-    help="Units built in parallel: worker processes (local, direct) or Beam workers; "
-    "auto: this machine's cores (CPU affinity and cgroup limits respected).",
+    help="Units built in parallel: worker processes (local, direct) or Beam workers; auto: up "
+    "to this machine's cores (CPU affinity and cgroup quota respected), one per 16 MB of input "
+    "to build.",
 )
 @click.option(
     "--beam-option",
@@ -152,7 +151,7 @@ def build(
     quiet: bool,
     verbose: bool,
     runner: str,
-    workers: int,
+    workers: int | None,
     beam_options: tuple[str, ...],
     **values: Any,
 ) -> None:

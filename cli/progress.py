@@ -73,10 +73,11 @@ class Reporter:
         elapsed = now - self._phase_started
         share = self._done / self._total if self._total else 1.0
         eta = elapsed / share - elapsed if share > 0 else 0.0
+        done, total = human_bytes(self._done), human_bytes(self._total)
+        rate = self._records / max(elapsed, 1e-9)
         self.log(
-            f"{self._what}: {human_bytes(self._done)} of {human_bytes(self._total)} ({100 * share:.0f}%), "
-            f"{self._records:,} records, {self._records / max(elapsed, 1e-9):,.0f} records/s, "
-            f"ETA {eta:.0f}s"
+            f"{self._what}: {done} of {total} ({100 * share:.0f}%), {self._records:,} records, "
+            f"{rate:,.0f} records/s, ETA {eta:.0f}s"
         )
 
     def finish_units(self) -> None:

@@ -45,7 +45,7 @@ class BuildRequest:
     force: bool = False
     dry_run: bool = False
     runner: str = "local"
-    workers: int = 1
+    workers: int | None = None  # None: auto
     beam_options: tuple[tuple[str, str], ...] = ()
 
 
@@ -211,7 +211,7 @@ def _build_missing(
         passes = missing[0].passes()
         events.start_units(sum(j.input_bytes for j in missing) * passes, len(missing))
         executor = executors.executor_for(
-            request.runner, request.workers, dict(request.beam_options), len(missing)
+            request.runner, request.workers, dict(request.beam_options), missing
         )
         for result in executor.build(missing, plan.tokenizer.model_proto, out, events):
             results[result.fingerprint] = result
@@ -394,7 +394,7 @@ def _dry_run(
         from pretrain_records.pipeline import beam
 
         summary["beam"] = beam.describe(
-            request.runner, request.workers, dict(request.beam_options), out, len(units)
+            request.runner, request.workers or 1, dict(request.beam_options), out, len(units)
         )
     events.log(f"{len(files)} input files, {len(units)} work units")
     return summary

@@ -208,13 +208,24 @@ def _flush_progress() -> None:
     _worker["sent"] = time.monotonic()
 
 
-def executor_for(runner: str, workers: int, options: dict[str, str], pending: int) -> Executor:
+# `--workers auto` starts a worker process for every this many bytes of input to build (up to
+# the cores): each costs a TensorFlow start-up (~3 s of a core here), and a single process
+# already keeps both cores of a 2-core machine busy with tf.data's threads on small builds.
+AUTO_BYTES_PER_WORKER = 16 << 20
+
+
+def executor_for(
+    runner: str, workers: int | None, options: dict[str, str], jobs: list[UnitJob]
+) -> Executor:
     """The executor of a build: Beam for a Beam runner, else worker processes when more than
-    one worker has more than one unit to build, else this process."""
+    one worker has more than one unit to build, else this process. `workers` None is auto."""
     if runner != "local":
         from pretrain_records.pipeline.beam import Beam
 
-        return Beam(runner, workers, options)
-    if workers > 1 and pending > 1:
+        return Beam(runner, workers or available_cores(), options)
+    if workers is None:
+        total = sum(job.input_bytes for job in jobs)
+        workers = max(1, min(available_cores(), total // AUTO_BYTES_PER_WORKER))
+    if workers > 1 and len(jobs) > 1:
         return Processes(workers)
     return InProcess()
