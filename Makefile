@@ -10,6 +10,7 @@ TF_EXTRA ?= cpu
 BUILD := build
 CORE := ops/cc/core
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .PHONY: dev ops core-test test bench lint format demo clean
 
@@ -17,11 +18,11 @@ dev: $(VENV)/.installed ops
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -qq --upgrade pip
 	if $(PY) -c "import tensorflow" 2>/dev/null; then \
-	  $(PY) -m pip install -q -e '.[test,beam]'; \
+	  $(PY) -m pip install -qq -e '.[test,beam]'; \
 	else \
-	  $(PY) -m pip install -q -e '.[$(TF_EXTRA),test,beam]'; \
+	  $(PY) -m pip install -qq -e '.[$(TF_EXTRA),test,beam]'; \
 	fi
 	touch $@
 

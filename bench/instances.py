@@ -1,15 +1,13 @@
-"""Instances per second: the stateless MakeInstances op against the ctypes InstanceStream.
+"""Instances per second of the stateless MakeInstances op: eager, and mapped by tf.data.
 
 Data: the first documents of the NSMC movie corpus (`../shared/corpora/bench`, one document per
 movie, one review per sentence), cut into chunks the size the pipeline makes (256 Ki characters
-or 512 documents) and tokenized by an 8k SentencePiece model trained here. Both makers get the
-same documents, L = 128, short_seq_prob 0.1, in this one process:
+or 512 documents) and tokenized by an 8k SentencePiece model trained here; L = 128,
+short_seq_prob 0.1:
 
-- one chunk: the stream (start a pass, add the chunk, end the pass, take every row; shuffle
-  buffer 0, and the pipeline's 10,000) against one eager op call;
-- all chunks: the stream fed chunk after chunk (it is stateful: one pass is sequential) against
-  the op called on each chunk in turn, and mapped over the (cached) chunks, repeated, by
-  `tf.data` with `num_parallel_calls=AUTOTUNE` (the op is stateless: chunks run in parallel).
+- one chunk, one eager op call; all chunks, eager calls in turn; and the (cached) chunks,
+  repeated, mapped by `tf.data` with `num_parallel_calls=AUTOTUNE` (the op is stateless:
+  chunks run in parallel).
 
 Times are the best of repeated runs (the least disturbed by other work on the machine).
 """
@@ -26,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from pretrain_records.ops import make_instances
-from pretrain_records.ops.instance_stream import InstanceStream
 from pretrain_records.pipeline import tokenize
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpora/bench/nsmc_movies.jsonl.gz"
@@ -78,33 +75,6 @@ def best_seconds(run: Callable[[], int], repeats: int) -> tuple[float, int]:
     return min(times), produced
 
 
-def stream_rows(
-    chunks: list[Chunk], task: str, tokenizer: tokenize.Tokenizer, shuffle_buffer: int
-) -> int:
-    """Every row of one pass over `chunks` through the ctypes stream; returns how many."""
-    stream = InstanceStream(
-        max_seq_length=LENGTH,
-        short_seq_prob=SHORT_SEQ_PROB,
-        sentence_task=task,
-        cls_id=tokenizer.cls_id,
-        sep_id=tokenizer.sep_id,
-        seed=1,
-        shuffle_seed=2,
-        shuffle_buffer=shuffle_buffer,
-    )
-    rows = 0
-    stream.start_pass(0)
-    for chunk in chunks:
-        stream.add(*chunk)
-        while stream.ready() >= 1024:
-            rows += len(stream.take(1024)["label"])
-    stream.end_pass()
-    stream.finish()
-    while stream.ready():
-        rows += len(stream.take(1024)["label"])
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=8, help="chunks of the multi-chunk runs")
@@ -118,11 +88,11 @@ def main() -> None:
     chunks = [tokenize_chunk(chunk, tokenizer) for chunk in documents]
     tokens = sum(len(c[0]) for c in chunks)
     print(
-        f"MakeInstances vs InstanceStream: {len(chunks)} chunks, "
+        f"MakeInstances: {len(chunks)} chunks, "
         f"{sum(len(c[3]) for c in chunks)} documents, {tokens} tokens "
         f"({len(chunks[0][0])} in the first chunk), L={LENGTH}, short_seq_prob={SHORT_SEQ_PROB}"
     )
-    print(f"{'':44} {'rows':>7} {'ms':>9} {'instances/s':>12} {'x stream':>9}")
+    print(f"{'':44} {'rows':>7} {'ms':>9} {'instances/s':>12}")
     for task in ("sop", "nsp"):
         settings = dict(
             max_seq_length=LENGTH,
@@ -167,29 +137,14 @@ def main() -> None:
             return int(dataset.reduce(tf.constant(0), lambda total, count: total + count))
 
         runs = [
-            (
-                "stream, 1 chunk, no shuffle",
-                lambda task=task: stream_rows(chunks[:1], task, tokenizer, 0),
-            ),
-            (
-                "stream, 1 chunk, shuffle buffer 10000",
-                lambda task=task: stream_rows(chunks[:1], task, tokenizer, 10_000),
-            ),
             ("op, 1 chunk, one eager call", op_one_chunk),
-            (
-                f"stream, {len(chunks)} chunks, no shuffle",
-                lambda task=task: stream_rows(chunks, task, tokenizer, 0),
-            ),
             (f"op, {len(chunks)} chunks, eager calls in turn", op_eager_chunks),
             (f"op, {len(chunks)} chunks x {DATA_PASSES}, tf.data map AUTOTUNE", op_all_chunks),
         ]
         measured = [(name, *best_seconds(run, args.repeats)) for name, run in runs]
         print(f"sentence_task {task}")
-        for i, (name, seconds, rows) in enumerate(measured):
-            baseline = measured[0 if i < 3 else 3]
-            rate = rows / seconds
-            ratio = rate / (baseline[2] / baseline[1])
-            print(f"  {name:42} {rows:7d} {seconds * 1e3:9.2f} {rate:12.0f} {ratio:9.2f}")
+        for name, seconds, rows in measured:
+            print(f"  {name:42} {rows:7d} {seconds * 1e3:9.2f} {rows / seconds:12.0f}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["masking.py", "instances.py", "loader.py", "end_to_end.py", "beam.py"]
+BENCHMARKS = [
+    "masking.py",
+    "instances.py",
+    "loader.py",
+    "end_to_end.py",
+    "mixing.py",
+    "beam.py",
+]
 
 
 def main() -> int:

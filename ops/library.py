@@ -27,7 +27,10 @@ def load() -> Any:
             f"{path.name} was built for TensorFlow {stamp.get('tensorflow', '?')}, "
             f"this is {tf.__version__}: run `make ops`"
         )
-    if compile_library.CC.exists() and stamp.get("sources_sha256") != compile_library.sources_digest():
+    if (
+        compile_library.CC.exists()
+        and stamp.get("sources_sha256") != compile_library.sources_digest()
+    ):
         raise ImportError(f"{path.name} is older than its C++ sources: run `make ops`")
     try:
         _library = tf.load_op_library(str(path))

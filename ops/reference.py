@@ -184,6 +184,15 @@ def tf_ngram_mask(
     )
     token_covered = maskable & tf.gather(covered, tf.maximum(unit_of_token, 0))
     positions = tf.cast(tf.where(token_covered)[:, 0], tf.int64)
+    return _tf_replace(
+        ids, positions, special_ids, mask_id, vocab_size, mask_token_rate, random_token_rate
+    )
+
+
+def _tf_replace(ids, positions, special_ids, mask_id, vocab_size, mask_rate, random_rate):  # type: ignore[no-untyped-def]
+    """The 80/10/10 replacement of `tf_ngram_mask`: (masked_ids, positions, labels)."""
+    import tensorflow as tf
+
     labels = tf.gather(ids, positions)
     draw = tf.random.uniform(tf.shape(positions), dtype=tf.float64)
     non_special = tf.constant(
@@ -195,9 +204,9 @@ def tf_ngram_mask(
         tf.random.uniform(tf.shape(positions), maxval=tf.size(non_special), dtype=tf.int32),
     )
     replacement = tf.where(
-        draw < mask_token_rate,
+        draw < mask_rate,
         tf.cast(mask_id, ids.dtype),
-        tf.where(draw < mask_token_rate + random_token_rate, random_ids, labels),
+        tf.where(draw < mask_rate + random_rate, random_ids, labels),
     )
     masked = tf.tensor_scatter_nd_update(ids, positions[:, None], replacement)
     return masked, positions, labels
