@@ -1,7 +1,8 @@
 """How well shards mix the corpus, and what a refresh costs.
 
 Mixing (the table of the global-merge issue): the first 60 Gutenberg books, 128 tokens, NSP,
-dupe factor 2, as 60 `text` files and as one file (JSONL, a book per line). Each record's book
+dupe factor 2, as 60 `text` files and as one file (`lines`: a book per document, a paragraph
+per line). Each record's book
 is found from its text: 8-token windows of its first segment (masked positions left out) are
 looked up in the books' own windows, and the majority names the book. Per shard: the share of
 the 60 books it holds, the distinct books among 256 consecutive records, and |Spearman(position
@@ -105,9 +106,14 @@ def mixing(shards: list[np.ndarray], count: int) -> tuple[float, float, float, f
 
 
 def one_file(books: list[Path], path: Path) -> Path:
+    """The books as one `lines` file: a book per document, a paragraph per line."""
     with open(path, "w", encoding="utf-8") as stream:
         for book in books:
-            stream.write(json.dumps({"text": book.read_text(encoding="utf-8", errors="replace")}))
+            text = book.read_text(encoding="utf-8", errors="replace").replace("\r", "")
+            for paragraph in text.split("\n\n"):
+                line = " ".join(paragraph.split())
+                if line:
+                    stream.write(line + "\n")
             stream.write("\n")
     return path
 
@@ -146,11 +152,11 @@ def main() -> None:
         folder, model = common.books(root), common.tokenizer(root)
         books = sorted(folder.iterdir())
         owners = book_index(model, books)
-        single = one_file(books, root / "books.jsonl")
+        single = one_file(books, root / "books.txt")
         tools = [("this", common.CLI)] + ([("baseline", args.baseline)] if args.baseline else [])
         rows = []
         for tool, cli in tools:
-            for layout, path, fmt in (("60 files", folder, "text"), ("one file", single, "jsonl")):
+            for layout, path, fmt in (("60 files", folder, "text"), ("one file", single, "lines")):
                 out = root / f"{tool}-{layout.replace(' ', '-')}"
                 command = [str(cli), "build", str(path), "-o", str(out), "--spm-model", str(model)]
                 seconds, _ = common.run(command + ["--input-format", fmt, *BUILD])
