@@ -30,8 +30,8 @@ from pretrain_records.pipeline.tokenizer_source import load_given, obtain
 from pretrain_records.pipeline.unit_job import RECORDS_VERSION, UnitJob, UnitResult
 from pretrain_records.pipeline.version import VERSION
 
-# Keys that change no kept record: the merge's shard count and compression, the bad-line policy.
-MERGE_ONLY_KEYS = ("num_shards", "compression", "bad_lines")
+# Keys that change no kept record: the merge's shard count and compression.
+MERGE_ONLY_KEYS = ("num_shards", "compression")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,7 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
     if request.dry_run:
         return _dry_run(request, out, found, skipped, events)
     with out.locked():
+        out.check_inputs_early(_input_paths(request, found))
         out.recover(events.log)
         previous = out.published_manifest()
         out.check_foreign(previous)
@@ -89,16 +90,19 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
     return _summary(request, manifest, plan, started, "ok")
 
 
+def _input_paths(request: BuildRequest, found: list[inputs.InputFile]) -> list[str]:
+    """Every local file the build reads: inputs, the tokenizer, the config file."""
+    given = [request.config.spm_model, request.config_file]
+    return [f.path for f in found] + [p for p in given if p]
+
+
 def _check_config(out: OutputDir, previous: dict[str, Any] | None, request: BuildRequest) -> None:
-    """Output of another config (published, or kept by a killed run) needs --force, which
-    drops the tool's kept units and trained tokenizer (never a published or foreign file)."""
+    """Output of another config (the published build's, else that of units a killed run
+    kept) needs --force, which drops the tool's kept units and trained tokenizer (never a
+    published or foreign file)."""
     new = request.config.to_dict()
-    old = out.read_private_json("config.json") or (previous or {}).get("config")
-    changed = sorted(
-        k
-        for k in set(old or {}) | set(new)
-        if k != "bad_lines" and (old or {}).get(k) != new.get(k)
-    )
+    old = (previous or {}).get("config") or out.read_private_json("config.json")
+    changed = sorted(k for k in set(old or {}) | set(new) if (old or {}).get(k) != new.get(k))
     if old is not None and changed and not request.force:
         raise UsageError(
             f"{out.path} was built with another config (changed: {', '.join(changed)}); "
@@ -157,7 +161,7 @@ def _plan(
     pieces = [f.piece(info) for f in files for info in f.pieces]
     tokenizer, vocab, origin = obtain(config, given, out, pieces, events.log)
     out.check_inputs(
-        [f.path for f in found] + [p for p in (config.spm_model, request.config_file) if p],
+        _input_paths(request, found),
         {
             "spm.model": tokenizer.model_proto,
             "spm.vocab": vocab,
@@ -284,7 +288,6 @@ def _build_id(plan: Plan, shards: int) -> str:
         "shards": shards,
         "format": manifest_lib.FORMAT,
     }
-    document["config"].pop("bad_lines", None)
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -384,7 +384,12 @@ _YAML_ERRORS = (yaml.YAMLError, RecursionError, ValueError, OverflowError)
 
 def _read_text(path: str | Path) -> str:
     """The file's text (UTF-8, at most MAX_CONFIG_BYTES)."""
+    import os
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"{path}: not a regular file (a FIFO, device or directory?)")
         with open(path, "rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:

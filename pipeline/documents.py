@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import lzma
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from typing import IO
@@ -128,6 +129,22 @@ class Piece:
     end: int | None  # None: to the end of the file
     first_line: int = 1
     source: str | None = None  # a spilled copy of the range (compressed inputs)
+    stamp: tuple[int, int] | None = None  # (size, mtime_ns) of the file when it was planned
+
+
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a local file, to tell whether it changed; None elsewhere."""
+    if storage.is_remote(path):
+        return None
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
+def check_unchanged(piece: Piece) -> None:
+    """DataError when the piece's file changed since it was planned (its records would not
+    be those of the bytes the plan hashed)."""
+    if piece.stamp is not None and file_stamp(piece.path) != piece.stamp:
+        raise DataError(f"{piece.path}: changed while the build was reading it; rerun")
 
 
 def open_piece(piece: Piece) -> IO[bytes]:

@@ -3,12 +3,13 @@
 Every executor runs `unit_build.build_units` and returns the results; the bytes of a unit never
 depend on where it was built. Worker processes are spawned (TensorFlow does not survive fork);
 each loads TensorFlow, the op library and the tokenizer once, then runs one pipeline that
-claims units from a shared queue, largest first, until none is left (so they share the work
+claims units in turn (a shared counter), largest first, until none is left (so they share the work
 however uneven the units); their progress comes back through another queue.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import queue
@@ -80,7 +81,10 @@ class InProcess:
 
 @dataclasses.dataclass(frozen=True)
 class Processes:
-    """Units in `workers` spawned worker processes, which claim them from a shared queue."""
+    """Units in `workers` spawned worker processes, which claim them in turn (a shared counter
+    over the units, largest first). When the build ends, well or not, the workers are
+    terminated rather than waited for: a worker's interpreter shutting down after a failed
+    pipeline can hang in TensorFlow's teardown, and the build must never hang with the lock."""
 
     workers: int
 
@@ -88,43 +92,35 @@ class Processes:
         self, jobs: list[UnitJob], model: bytes, out: OutputDir, events: Events
     ) -> list[UnitResult]:
         import multiprocessing
-        from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 
         count = min(self.workers, len(jobs))
         events.log(f"building {len(jobs)} units in {count} worker processes")
         context = multiprocessing.get_context("spawn")
         updates: Any = context.Queue()
-        claims: Any = context.Queue()
-        for index in largest_first(jobs):
-            claims.put(index)
+        claimed: Any = context.Value("q", 0)
         threads = max(1, available_cores() // count)
-        with ProcessPoolExecutor(
+        order = largest_first(jobs)
+        pool = context.Pool(
             count,
-            mp_context=context,
             initializer=_start_worker,
-            initargs=(model, out.path, updates, claims, os.getpid(), threads),
-        ) as pool:
-            futures = [pool.submit(_build_in_worker, jobs) for _ in range(count)]
-            pending = set(futures)
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                    _relay(updates, events)
-                    for future in done:
-                        future.result()  # a worker's error, raised here
-            except BaseException:
-                _drain(claims)  # the other workers stop after their current units
-                raise
-            _relay(updates, events)
-            return [result for f in futures for result in f.result()]
-
-
-def _drain(claims: Any) -> None:
-    while True:
+            initargs=(model, out.path, updates, claimed, order, os.getpid(), threads),
+        )
         try:
-            claims.get_nowait()
-        except (queue.Empty, OSError, ValueError):
-            return
+            pending = [pool.apply_async(_build_in_worker, (jobs,)) for _ in range(count)]
+            results: list[UnitResult] = []
+            while pending:
+                pending[0].wait(0.2)
+                _relay(updates, events)
+                for task in [t for t in pending if t.ready()]:
+                    pending.remove(task)
+                    results.extend(task.get())  # a worker's error, raised here
+            _relay(updates, events)
+            return results
+        finally:
+            with claimed.get_lock():  # the other workers start nothing new
+                claimed.value = len(jobs)
+            pool.terminate()
+            pool.join()
 
 
 def _relay(updates: Any, events: Events) -> None:
@@ -143,10 +139,17 @@ _worker: dict[str, Any] = {}
 
 
 def _start_worker(
-    model: bytes, out: str, updates: Any, claims: Any, parent: int, threads: int
+    model: bytes,
+    out: str,
+    updates: Any,
+    claimed: Any,
+    order: list[int],
+    parent: int,
+    threads: int,
 ) -> None:
-    """Worker start-up: TensorFlow's thread pools sized to this worker's share of the cores,
-    the op library and the tokenizer loaded once."""
+    """Worker start-up: killed with its parent (Linux), TensorFlow's thread pools sized to
+    this worker's share of the cores, the op library and the tokenizer loaded once."""
+    _die_with_parent()
     import tensorflow as tf
     from pretrain_records.ops import library
     from pretrain_records.pipeline.tokenize import Tokenizer
@@ -161,7 +164,8 @@ def _start_worker(
         tokenizer=tokenizer,
         out=OutputDir(out),
         updates=updates,
-        claims=claims,
+        claimed=claimed,
+        order=order,
         parent=parent,
         pending=[0, 0],
         sent=time.monotonic(),
@@ -169,11 +173,24 @@ def _start_worker(
 
 
 def _claim() -> int | None:
-    """The next unit to build, from the queue every worker shares; None when it is empty."""
-    try:
-        return int(_worker["claims"].get_nowait())
-    except queue.Empty:
-        return None
+    """The next unit to build (the counter every worker shares); None when none is left."""
+    claimed, order = _worker["claimed"], _worker["order"]
+    with claimed.get_lock():
+        index = claimed.value
+        if index >= len(order):
+            return None
+        claimed.value = index + 1
+    return order[index]
+
+
+def _die_with_parent() -> None:
+    """Asks Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG), so no
+    worker outlives a killed build; elsewhere the progress reports notice a lost parent."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:

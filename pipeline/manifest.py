@@ -75,13 +75,19 @@ def read(directory: str) -> dict[str, Any]:
 
 
 def owned_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every file the manifest's build published: name -> {bytes, sha256} (sha256 may be
-    missing for the tokenizer and config of format-1 manifests)."""
-    entries = {e["name"]: e for e in manifest["shards"] + manifest.get("files", [])}
+    """Every file the manifest's build published: name -> {bytes, sha256}. An entry without a
+    sha256 is not the tool's (it cannot tell the file it wrote), except the tokenizer and config
+    of format-1 manifests (older versions always wrote them and recorded no hash)."""
     if manifest.get("format", 1) < 2:
+        entries = {e["name"]: e for e in manifest["shards"]}
         for name in ("spm.model", "spm.vocab", "config.yaml"):
             entries.setdefault(name, {"name": name})
-    return entries
+        return entries
+    return {
+        e["name"]: e
+        for e in manifest["shards"] + manifest.get("files", [])
+        if isinstance(e.get("sha256"), str)
+    }
 
 
 def dumps(manifest: dict[str, Any]) -> bytes:

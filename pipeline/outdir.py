@@ -79,6 +79,8 @@ class OutputDir:
     """OUT: a local directory or any tf.io.gfile location (`gs://bucket/prefix`)."""
 
     def __init__(self, path: str) -> None:
+        if not path.strip():
+            raise UsageError("the output directory (-o) is empty")
         storage.check_location(path, "output directory")
         self.path = path.rstrip("/") if storage.is_remote(path) else path
         self.remote = storage.is_remote(path)
@@ -112,6 +114,7 @@ class OutputDir:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Holds OUT's lock for a build; LockedError (exit 75) when another run holds it."""
+        self._refuse_links()
         try:
             storage.makedirs(self.private())
         except OSError as error:
@@ -122,12 +125,30 @@ class OutputDir:
             with _ObjectLock(self.private("lock.json")):
                 yield
             return
-        fd = os.open(self.private("lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.private("lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             _flock(fd, self.path)
             yield
         finally:
             os.close(fd)
+
+    def _refuse_links(self) -> None:
+        """The tool deletes and rewrites inside .mpr: a symbolic link there (or .mpr itself one)
+        could point it at a user's files, so it is refused (local disks; object stores have
+        no links)."""
+        if self.remote:
+            return
+        places = [self.private()]
+        for name in storage.listdir(self.private()):
+            places.append(self.private(name))
+            if name in ("units", "tokenizer", "staging", "previous", "work"):
+                places.extend(self.private(name, child) for child in storage.listdir(places[-1]))
+        for place in places:
+            if os.path.islink(place):
+                raise UsageError(
+                    f"{place} is a symbolic link; the tool keeps its own files under "
+                    f"{self.private()} and does not follow links there: remove it"
+                )
 
     # -- what is there ----------------------------------------------------------------------
 
@@ -160,7 +181,12 @@ class OutputDir:
                     "away or choose another output directory"
                 )
 
-    def check_inputs(self, inputs: list[str], new_files: dict[str, bytes]) -> None:
+    def check_inputs_early(self, inputs: list[str]) -> None:
+        """Before anything in OUT is touched: an input inside the tool's own directory, or at
+        the name of a shard or the manifest, is refused (UsageError naming it)."""
+        self.check_inputs(inputs, None)
+
+    def check_inputs(self, inputs: list[str], new_files: dict[str, bytes] | None) -> None:
         """An input lying where the tool writes is never replaced nor deleted: it is a usage
         error naming it, unless the new build would write the very same bytes there (e.g.
         `--spm-model OUT/spm.model`), which then leaves it as it is."""
@@ -173,7 +199,12 @@ class OutputDir:
                 raise UsageError(f"{given} is inside {self.private()}, the tool's own files")
             if os.sep in relative or relative.startswith(".."):
                 continue
-            same = relative in new_files and storage.read_bytes(given) == new_files[relative]
+            if new_files is None:  # early: the build's own files are not known yet
+                if relative in ("config.yaml", "spm.model", "spm.vocab"):
+                    continue
+                same = False
+            else:
+                same = relative in new_files and storage.read_bytes(given) == new_files[relative]
             if (relative in MANAGED or _shard_like(relative)) and not same:
                 raise UsageError(
                     f"{given} is an input and a file this tool writes in {self.path}; copy "
@@ -196,6 +227,8 @@ class OutputDir:
             path = self.public(name)
             if not storage.exists(path) or "sha256" not in entry:
                 continue
+            if not self.remote and os.path.islink(path):
+                raise DataError(f"{path} is a symbolic link, not the file this tool wrote")
             stat = None if self.remote else os.stat(path)
             fast = recorded.get(name)
             if stat is not None and fast == [stat.st_size, stat.st_mtime_ns, entry["sha256"]]:
@@ -310,11 +343,9 @@ class OutputDir:
 
     def recover(self, log: Log) -> None:
         """Finishes (after its commit) or undoes (before it) a publication a kill interrupted."""
-        journal = _read_json(self.private("journal.json"))
-        if journal is None:
-            if storage.exists(self.private("journal.json")):
-                storage.remove(self.private("journal.json"))
+        if not storage.exists(self.private("journal.json")):
             return
+        journal = self._valid_journal(_read_json(self.private("journal.json")))
         current = self.public("manifest.json")
         committed = storage.exists(current) and file_sha256(current)[1] == journal.get(
             "manifest_sha256"
@@ -326,16 +357,61 @@ class OutputDir:
             log("undoing the publication an earlier run was stopped in (the previous build stays)")
             self._roll_back(journal)
 
+    def _valid_journal(self, journal: Any) -> dict[str, Any]:
+        """The journal, if it is one this tool wrote: its new names are the staged build's,
+        its old ones the published (or set aside) build's; else DataError, touching nothing."""
+        path = self.private("journal.json")
+        problem = DataError(
+            f"{path} is not a publication journal this tool wrote; the tool touches nothing "
+            "until it is removed"
+        )
+        if not (
+            isinstance(journal, dict)
+            and journal.get("phase") in ("old", "new")
+            and isinstance(journal.get("manifest_sha256"), str)
+            and all(isinstance(journal.get(k), list) for k in ("new", "old"))
+        ):
+            raise problem
+        current, aside = self.public("manifest.json"), self.private("previous", "manifest.json")
+        committed = (
+            storage.exists(current) and file_sha256(current)[1] == journal["manifest_sha256"]
+        )
+        new = manifest_lib.read(self.path) if committed else self.staged_manifest()
+        if not set(journal["new"]) <= set(manifest_lib.owned_files(new) if new else {}):
+            raise problem
+        if committed:  # only previous/ is left to remove, as a whole
+            return journal
+        old = self.published_manifest() if storage.exists(current) else None
+        if old is None and storage.exists(aside):
+            with contextlib.suppress(Exception):
+                old = manifest_lib.parse(storage.read_bytes(aside), self.path)
+        if not set(journal["old"]) <= set(manifest_lib.owned_files(old) if old else {}):
+            raise problem
+        return journal
+
     def stage_manifest(self, manifest: dict[str, Any]) -> None:
         """Writes the staged build's manifest: from now on the staged build is complete."""
         storage.write_bytes(self.staged("manifest.json"), manifest_lib.dumps(manifest))
+
+    def check_staged(self, manifest: dict[str, Any]) -> None:
+        """Every staged file is there with the size and sha256 its manifest gives (DataError
+        naming the first that is not: the staged build is then not published)."""
+        for name, entry in manifest_lib.owned_files(manifest).items():
+            path = self.staged(name)
+            if not storage.exists(path) or file_sha256(path) != (entry["bytes"], entry["sha256"]):
+                raise DataError(f"{path} does not match the staged manifest")
 
     def publish(self, log: Log) -> None:
         """Makes the complete staged build the published one (see the module docstring)."""
         data = storage.read_bytes(self.staged("manifest.json"))
         new_files = manifest_lib.owned_files(manifest_lib.parse(data, self.path))
         old = self.published_manifest()
+        if old is not None:
+            self.check_owned(old)  # again: a user may have changed a file during the build
         old_files = manifest_lib.owned_files(old) if old else {}
+        for name in new_files:  # the tool's own leftovers under .mpr (no build lists them)
+            if name.startswith(PRIVATE + "/") and name not in old_files:
+                storage.remove(self.public(name))
         unchanged = {
             n
             for n, e in new_files.items()
@@ -371,7 +447,7 @@ class OutputDir:
             self._sync()
             self._clean_previous()
             self._record_published(new_files)
-        except OSError as error:
+        except Exception as error:
             log(f"warning: the build is published; tidying up failed ({error}), next run does it")
 
     def _switch(self, journal: dict[str, Any], had_manifest: bool) -> None:

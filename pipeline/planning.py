@@ -54,6 +54,7 @@ class ScannedFile:
     sha256: str  # of the stored bytes
     compression: str
     pieces: tuple[PieceInfo, ...]
+    stamp: tuple[int, int] | None = None  # (size, mtime_ns) when it was read
 
     def piece(self, info: PieceInfo) -> Piece:
         whole = len(self.pieces) == 1
@@ -64,6 +65,7 @@ class ScannedFile:
             start=0 if whole else info.start,
             end=None if whole else info.end,
             first_line=info.first_line,
+            stamp=self.stamp,
         )
 
 
@@ -219,6 +221,7 @@ def scan(
 ) -> ScannedFile:
     """Reads a file: its hash, compression and pieces. A compressed file's pieces come from
     `cache` (updated here) when its bytes were cut before with these settings."""
+    stamp = documents.file_stamp(file.path)
     _, compression = _head(file)
     if compression != "none":
         size, sha = _digest(file.path)
@@ -235,7 +238,9 @@ def scan(
             hashing = _HashingReader(raw)
             pieces = tuple(_cut(hashing, input_format, unit_bytes))
             size, sha = hashing.size, hashing.digest.hexdigest()
-    return ScannedFile(file.path, file.relpath, size, sha, compression, pieces)
+    if documents.file_stamp(file.path) != stamp:
+        raise DataError(f"{file.path}: changed while the build was reading it; rerun")
+    return ScannedFile(file.path, file.relpath, size, sha, compression, pieces, stamp)
 
 
 def _head(file: InputFile) -> tuple[bytes, str]:

@@ -42,6 +42,17 @@ def _remote_errors(path: str) -> Iterator[None]:
         raise OSError(errno.EIO, _first_line(error, type(error).__name__), path) from None
 
 
+@contextlib.contextmanager
+def _named(path: str) -> Iterator[None]:
+    """OSErrors (a full disk) name the file being written."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename:
+            raise
+        raise OSError(error.errno, error.strerror, path) from None
+
+
 def _first_line(error: Any, default: str) -> str:
     lines = str(getattr(error, "message", "") or "").strip().splitlines()
     return lines[0] if lines else default
@@ -218,16 +229,18 @@ class Writer:
             with _remote_errors(self.path):
                 self._stream.write(bytes(data))
         else:
-            self._stream.write(data)
+            with _named(self.path):
+                self._stream.write(data)
 
     def close(self) -> None:
         if is_remote(self.path):
             with _remote_errors(self.path):
                 self._stream.close()
             return
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
+        with _named(self.path):
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+            self._stream.close()
 
     def discard(self) -> None:
         """Closes without flushing and removes the file."""

@@ -3,6 +3,7 @@ unchanged units stay valid), or a new one trained on the input."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 
 from pretrain_records.pipeline import documents, storage, tokenize
@@ -16,6 +17,8 @@ Log = Callable[[str], None]
 
 def load_given(path: str) -> tokenize.Tokenizer:
     """The model of `--spm-model`, checked before any work (UsageError naming it)."""
+    if not storage.is_remote(path) and os.path.exists(path) and not os.path.isfile(path):
+        raise UsageError(f"--spm-model {path}: not a regular file (a FIFO, device or directory?)")
     try:
         data = storage.read_bytes(path)
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from pretrain_records.pipeline import storage
-from pretrain_records.pipeline.documents import ReadStats
+from pretrain_records.pipeline.documents import ReadStats, check_unchanged
 from pretrain_records.pipeline.errors import DataError, from_tf_error
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.runs import RunInfo, record_keys, write_run
@@ -99,7 +99,10 @@ class _UnitWriter:
         self.records, self.pieces, self.size = [], [], 0
 
     def finish(self) -> Future[UnitResult]:
-        """The last run, then (once every run is fsynced) unit.json: the unit is complete."""
+        """The last run, then (once every run is fsynced) unit.json: the unit is complete, if
+        its files did not change while it was read."""
+        for piece in self.job.pieces:
+            check_unchanged(piece)
         self._flush()
         per_pass = (self.stats // self.job.passes()).tolist()  # each pass reports the same
 
