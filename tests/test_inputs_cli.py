@@ -186,3 +186,60 @@ def test_inspect_names_a_corrupt_shard(tmp_path, model_args):
     assert one_error_line(result.stderr).startswith(
         f"make-pretrain-records: error: {shard}: unreadable ("
     )
+
+
+def test_an_input_inside_the_tools_directory_is_refused_before_anything_is_touched(
+    tmp_path, model_args
+):
+    out = tmp_path / "out"
+    invoke("build", SAMPLE, "-o", out, "--vocab-size", 400, "--dupe-factor", 1)
+    kept = out / ".mpr" / "tokenizer" / "spm.model"
+    before = kept.read_bytes()
+    result = invoke("build", SAMPLE, "-o", out, "--spm-model", kept, "--force", check=2)
+    assert "is inside" in one_error_line(result.stderr)
+    assert kept.read_bytes() == before
+
+
+def test_fifos_and_devices_as_config_or_model_are_usage_errors(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for option in (["--config", fifo], ["--spm-model", fifo], ["--spm-model", "/dev/zero"]):
+        result = invoke("build", SAMPLE, "-o", tmp_path / "out", *option, check=2)
+        assert "not a regular file" in one_error_line(result.stderr)
+
+
+def test_a_failed_force_run_leaves_the_published_config_in_charge(tmp_path, model_args):
+    out = tmp_path / "out"
+    invoke("build", SAMPLE, "-o", out, *model_args)
+    (tmp_path / "in").mkdir()
+    empty = tmp_path / "in" / "empty.txt"
+    empty.write_text("")
+    invoke("build", empty, "-o", out, *model_args, "--seed", 7, "--force", check=1)
+    invoke("build", SAMPLE, "-o", out, *model_args)  # no "built with another config"
+    invoke("verify", out)
+
+
+def test_changing_bad_lines_is_a_config_change(tmp_path, model_args):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(SAMPLE.read_bytes() + b"\nbad \xff line\n")
+    out = tmp_path / "out"
+    invoke("build", path, "-o", out, *model_args, "--bad-lines", "skip")
+    result = invoke("build", path, "-o", out, *model_args, check=2)
+    assert "changed: bad_lines" in one_error_line(result.stderr)
+    result = invoke("build", path, "-o", out, *model_args, "--force", check=1)
+    assert f"{path}:" in one_error_line(result.stderr) and "invalid UTF-8" in result.stderr
+
+
+def test_an_input_changed_after_planning_is_refused(tmp_path):
+    from pretrain_records.pipeline import documents, inputs, planning
+
+    path = tmp_path / "a.txt"
+    path.write_bytes(SAMPLE.read_bytes())
+    found, _ = inputs.expand([str(path)])
+    scanned = planning.scan(found[0], "lines", 1 << 20, {})
+    piece = scanned.piece(scanned.pieces[0])
+    documents.check_unchanged(piece)
+    with open(path, "a") as stream:
+        stream.write("appended while building\n")
+    with pytest.raises(documents.DataError, match="changed while the build was reading it"):
+        documents.check_unchanged(piece)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 
 import pytest
 from pretrain_records.pipeline import manifest as manifest_lib
@@ -243,3 +244,57 @@ def test_quiet_events_accept_everything():
     events.start_units(10, 1)
     events.advance(5, 2)
     events.finish_units()
+
+
+def test_a_file_changed_during_the_build_stops_the_publication(tmp_path):
+    out = published_old(str(tmp_path / "out"))
+    with out.locked():
+        stage_build(out, NEW, "new")
+        (tmp_path / "out" / "train-00000-of-00002.tfrecord").write_bytes(b"the user's own")
+        with pytest.raises(DataError, match="changed since this tool wrote it"):
+            out.publish(print)
+    assert (tmp_path / "out" / "train-00000-of-00002.tfrecord").read_bytes() == b"the user's own"
+    assert manifest_lib.read(out.path)["build"] == "old"
+
+
+def test_links_under_the_private_directory_are_refused(tmp_path):
+    user = tmp_path / "user"
+    (user / "units").mkdir(parents=True)
+    (user / "units" / "keep.txt").write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".mpr").symlink_to(user)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        with outdir.OutputDir(str(out)).locked():
+            pass
+    (out / ".mpr").unlink()
+    (out / ".mpr").mkdir()
+    (out / ".mpr" / "previous").symlink_to(user)
+    with pytest.raises(UsageError, match="previous is a symbolic link"):
+        with outdir.OutputDir(str(out)).locked():
+            pass
+    assert (user / "units" / "keep.txt").read_text() == "precious"
+
+
+def test_a_journal_the_tool_did_not_write_touches_nothing(tmp_path):
+    out = published_old(str(tmp_path / "out"))
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    for journal in ([], {"phase": "new", "new": ["notes.txt"], "old": [], "manifest_sha256": "x"}):
+        storage.write_bytes(out.private("journal.json"), json.dumps(journal).encode())
+        with out.locked(), pytest.raises(DataError, match="not a publication journal"):
+            out.recover(print)
+        assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+
+
+def test_an_empty_output_path_is_a_usage_error():
+    with pytest.raises(UsageError, match="output directory .* is empty"):
+        outdir.OutputDir("")
+
+
+def test_a_staged_build_is_checked_before_it_is_published(tmp_path):
+    out = published_old(str(tmp_path / "out"))
+    with out.locked():
+        staged = stage_build(out, NEW, "new")
+        storage.write_bytes(out.staged("train-00001-of-00003.tfrecord"), b"damaged")
+        with pytest.raises(DataError, match="does not match the staged manifest"):
+            out.check_staged(staged)
