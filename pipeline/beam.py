@@ -87,7 +87,8 @@ def pipeline_options(runner: str, workers: int, extra: dict[str, str]) -> tuple[
 
 
 class _BuildUnit:
-    """DoFn body: loads the op and the tokenizer once per worker, builds one unit per element."""
+    """DoFn body: loads the op and the tokenizer once per worker; builds a bundle's units
+    (Beam's elements) together, through one pipeline."""
 
     def __init__(self, out: str, model: bytes, jobs: dict[str, UnitJob]) -> None:
         self.out, self.model, self.jobs = out, model, jobs
@@ -107,19 +108,28 @@ class _BuildUnit:
             library.load()
         self.tokenizer = Tokenizer(self.model, name="spm.model")
 
+    def start_bundle(self) -> None:
+        self.bundle: list[str] = []
+
     def process(self, fingerprint: str) -> Any:
+        """Collects the bundle's units (built together in finish_bundle, one pipeline)."""
+        marker = testhooks.fail_worker_once()
+        if marker and not os.path.exists(marker):
+            with open(marker, "w") as stream:
+                stream.write(fingerprint)
+            raise RuntimeError(f"injected worker fault in unit {fingerprint}")
+        self.bundle.append(fingerprint)
+        return iter(())
+
+    def finish_bundle(self) -> None:
+        """Builds the bundle's units through one pipeline (its functions instantiated once)."""
         from pretrain_records.pipeline.unit_build import build_units
 
-        marker = testhooks.fail_worker_once()
-        if marker:
-            if not os.path.exists(marker):
-                with open(marker, "w") as stream:
-                    stream.write(fingerprint)
-                raise RuntimeError(f"injected worker fault in unit {fingerprint}")
-        jobs = [self.jobs[fingerprint]]
-        claims = iter([0])
-        build_units(jobs, lambda: next(claims, None), self.tokenizer, OutputDir(self.out))
-        yield fingerprint
+        jobs = [self.jobs[fingerprint] for fingerprint in sorted(self.bundle)]
+        claims = iter(range(len(jobs)))
+        if jobs:
+            build_units(jobs, lambda: next(claims, None), self.tokenizer, OutputDir(self.out))
+        self.bundle = []
 
 
 def _pipeline(beam: Any, runner: Any, options: Any, fingerprints: list[str], body: Any) -> Any:
@@ -127,8 +137,14 @@ def _pipeline(beam: Any, runner: Any, options: Any, fingerprints: list[str], bod
         def setup(self) -> None:
             body.setup()
 
+        def start_bundle(self) -> None:
+            body.start_bundle()
+
         def process(self, fingerprint: str) -> Any:
             yield from body.process(fingerprint)
+
+        def finish_bundle(self) -> None:
+            body.finish_bundle()
 
     try:
         pipeline = beam.Pipeline(runner=runner, options=options)

@@ -9,12 +9,8 @@ leaves, so that no tf.data thread is left to block the process's exit.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 from pretrain_records.pipeline import storage
@@ -32,47 +28,17 @@ RUN_BYTES = 256 << 20
 Progress = Callable[[int, int], None]  # (input bytes, records) done since the last call
 
 
-class _RunWriter:
-    """Writes runs and unit.json files in one background thread (file writes and fsync release
-    the GIL), so the pipeline keeps being drained meanwhile; at most two writes wait at once."""
-
-    def __init__(self, out: OutputDir) -> None:
-        self.out = out
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-writer")
-        self._slots = threading.BoundedSemaphore(2)
-        self._futures: list[Future[Any]] = []
-
-    def submit(self, task: Callable[[], Any]) -> Future[Any]:
-        self._slots.acquire()
-
-        def run() -> Any:
-            try:
-                return task()
-            finally:
-                self._slots.release()
-
-        future = self._pool.submit(run)
-        self._futures.append(future)
-        return future
-
-    def close(self) -> None:
-        """Waits for every write; raises the first one's error."""
-        self._pool.shutdown(wait=True)
-        for future in self._futures:
-            future.result()
-
-
 class _UnitWriter:
     """One unit's records in memory until RUN_BYTES, then a run file sorted by key."""
 
-    def __init__(self, job: UnitJob, out: OutputDir, writer: _RunWriter) -> None:
-        self.job, self.out, self.writer = job, out, writer
+    def __init__(self, job: UnitJob, out: OutputDir) -> None:
+        self.job, self.out = job, out
         self.directory = out.fresh_unit_dir(job.fingerprint)
         self.records: list[bytes] = []
         self.pieces: list[np.ndarray] = []
         self.size = self.count = 0
         self.stats = np.zeros(5, np.int64)
-        self.runs: list[Future[RunInfo]] = []
+        self.runs: list[RunInfo] = []
 
     def add(self, records: np.ndarray, stats: np.ndarray, piece: int) -> None:
         batch = records.tolist()
@@ -89,34 +55,23 @@ class _UnitWriter:
         ordinals = np.arange(self.count, self.count + len(self.records), dtype=np.uint64)
         keys = record_keys(self.job.shuffle_seed(), ordinals)
         path = storage.join(self.directory, f"run-{len(self.runs)}.bin")
-        pieces, records = np.concatenate(self.pieces), self.records
-        self.runs.append(
-            self.writer.submit(
-                lambda: write_run(path, keys, ordinals.astype(np.uint32), pieces, records)
-            )
-        )
+        pieces = np.concatenate(self.pieces)
+        self.runs.append(write_run(path, keys, ordinals.astype(np.uint32), pieces, self.records))
         self.count += len(self.records)
         self.records, self.pieces, self.size = [], [], 0
 
-    def finish(self) -> Future[UnitResult]:
-        """The last run, then (once every run is fsynced) unit.json: the unit is complete, if
-        its files did not change while it was read."""
+    def finish(self) -> UnitResult:
+        """The last run, then unit.json (every run is fsynced by then): the unit is complete,
+        if its files did not change while it was read."""
         for piece in self.job.pieces:
             check_unchanged(piece)
         self._flush()
         per_pass = (self.stats // self.job.passes()).tolist()  # each pass reports the same
-
-        def complete() -> UnitResult:
-            runs = tuple(run.result() for run in self.runs)
-            result = UnitResult(
-                self.job.fingerprint, self.count, ReadStats.from_list(per_pass), runs
-            )
-            self.out.write_private_json(
-                result.to_json(), "units", self.job.fingerprint, "unit.json"
-            )
-            return result
-
-        return self.writer.submit(complete)
+        result = UnitResult(
+            self.job.fingerprint, self.count, ReadStats.from_list(per_pass), tuple(self.runs)
+        )
+        self.out.write_private_json(result.to_json(), "units", self.job.fingerprint, "unit.json")
+        return result
 
 
 def build_units(
@@ -133,16 +88,15 @@ def build_units(
     written as the unit's unit.json, its mark of completion)."""
     from pretrain_records.pipeline import unit_pipeline
 
-    finished: list[tuple[UnitJob, Future[UnitResult]]] = []
+    results: list[UnitResult] = []
     writers: dict[int, _UnitWriter] = {}
-    runs = _RunWriter(out)
     try:
         iterator = iter(unit_pipeline.units_records(jobs, claim, tokenizer, threads))
         try:
             for unit, records, size, stats, piece, last in iterator:
                 index = int(unit)
                 if index not in writers:
-                    writers[index] = _UnitWriter(jobs[index], out, runs)
+                    writers[index] = _UnitWriter(jobs[index], out)
                     if started is not None:
                         started(jobs[index])
                 batch = records.numpy()
@@ -150,22 +104,17 @@ def build_units(
                 if progress is not None:
                     progress(int(size), len(batch))
                 if bool(last):
-                    finished.append((jobs[index], writers.pop(index).finish()))
+                    results.append(writers.pop(index).finish())
         finally:
             del iterator
             gc.collect()
-        runs.close()
-        if writers:
-            raise RuntimeError(f"units left unfinished: {[w.job.label for w in writers.values()]}")
-        return [future.result() for _, future in finished]
     except BaseException as error:
-        with contextlib.suppress(BaseException):
-            runs.close()
-        for job in [w.job for w in writers.values()] + [
-            job for job, future in finished if future.exception() is not None
-        ]:  # units cut short; complete ones stay, for the next run
-            out.drop_partial_unit(job.fingerprint)
+        for writer in writers.values():  # units cut short; complete ones stay, for the next run
+            out.drop_partial_unit(writer.job.fingerprint)
         raise _converted(error) from None
+    if writers:
+        raise RuntimeError(f"units left unfinished: {[w.job.label for w in writers.values()]}")
+    return results
 
 
 def _converted(error: BaseException) -> BaseException:

@@ -182,7 +182,7 @@ def units_records(
         tf.autograph.experimental.do_not_convert(convert),
         num_parallel_calls=threads or tf.data.AUTOTUNE,
         deterministic=True,
-    ).prefetch(8)
+    ).prefetch(2)
     if threads is not None:
         options = tf.data.Options()
         options.threading.private_threadpool_size = threads + UNITS_AT_ONCE
