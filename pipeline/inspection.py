@@ -12,7 +12,6 @@ from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline import storage
 from pretrain_records.pipeline.errors import DataError
 from pretrain_records.pipeline.merge import PROVENANCE_ENTRY
-from pretrain_records.pipeline.outdir import file_sha256
 from pretrain_records.pipeline.schema import COMPRESSION, feature_names
 
 
@@ -270,7 +269,7 @@ def verify(out: str) -> list[str]:
             continue
         if "sha256" not in entry:
             continue
-        size, sha = file_sha256(path)
+        size, sha = storage.file_sha256(path)
         if size != entry["bytes"]:
             problems.append(f"{path}: {size} bytes, manifest says {entry['bytes']}")
         if sha != entry["sha256"]:

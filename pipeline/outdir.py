@@ -60,16 +60,6 @@ _UNIT_NAME = re.compile(r"[0-9a-f]{32}")
 Log = Callable[[str], None]
 
 
-def file_sha256(path: str) -> tuple[int, str]:
-    """(bytes, sha256) of a file."""
-    digest, size = hashlib.sha256(), 0
-    with storage.open_read(path) as stream:
-        while block := stream.read(4 << 20):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
-
-
 def _flat(name: str) -> str:
     """A published name as a file name in staging/ and previous/."""
     return name.replace("/", "__")
@@ -235,7 +225,7 @@ class OutputDir:
                 continue
             size = storage.size(path)
             if size == entry.get("bytes") and (
-                self.remote or file_sha256(path)[1] == entry["sha256"]
+                self.remote or storage.file_sha256(path)[1] == entry["sha256"]
             ):
                 continue
             raise DataError(
@@ -347,7 +337,7 @@ class OutputDir:
             return
         journal = self._valid_journal(_read_json(self.private("journal.json")))
         current = self.public("manifest.json")
-        committed = storage.exists(current) and file_sha256(current)[1] == journal.get(
+        committed = storage.exists(current) and storage.file_sha256(current)[1] == journal.get(
             "manifest_sha256"
         )
         if committed:
@@ -374,7 +364,8 @@ class OutputDir:
             raise problem
         current, aside = self.public("manifest.json"), self.private("previous", "manifest.json")
         committed = (
-            storage.exists(current) and file_sha256(current)[1] == journal["manifest_sha256"]
+            storage.exists(current)
+            and storage.file_sha256(current)[1] == journal["manifest_sha256"]
         )
         new = manifest_lib.read(self.path) if committed else self.staged_manifest()
         if not set(journal["new"]) <= set(manifest_lib.owned_files(new) if new else {}):
@@ -398,7 +389,10 @@ class OutputDir:
         naming the first that is not: the staged build is then not published)."""
         for name, entry in manifest_lib.owned_files(manifest).items():
             path = self.staged(name)
-            if not storage.exists(path) or file_sha256(path) != (entry["bytes"], entry["sha256"]):
+            if not storage.exists(path) or storage.file_sha256(path) != (
+                entry["bytes"],
+                entry["sha256"],
+            ):
                 raise DataError(f"{path} does not match the staged manifest")
 
     def publish(self, log: Log) -> None:

@@ -224,7 +224,7 @@ def scan(
     stamp = documents.file_stamp(file.path)
     _, compression = _head(file)
     if compression != "none":
-        size, sha = _digest(file.path)
+        size, sha = storage.file_sha256(file.path)
         key = cache_key(sha, input_format, unit_bytes)
         if key not in cache:
             with _opened(file) as raw:
@@ -247,15 +247,6 @@ def _head(file: InputFile) -> tuple[bytes, str]:
     with _opened(file) as raw:
         head = raw.read(8)
     return head, documents.compression_of(head, file.path)
-
-
-def _digest(path: str) -> tuple[int, str]:
-    digest, size = hashlib.sha256(), 0
-    with storage.open_read(path) as stream:
-        while block := stream.read(4 << 20):
-            digest.update(block)
-            size += len(block)
-    return size, digest.hexdigest()
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import os
 import shutil
@@ -161,6 +162,16 @@ def size(path: str) -> int:
         return os.path.getsize(path)
     with _remote_errors(path):
         return int(_gfile().stat(path).length)
+
+
+def file_sha256(path: str) -> tuple[int, str]:
+    """(bytes, sha256) of a file, read in blocks."""
+    digest, size = hashlib.sha256(), 0
+    with open_read(path) as stream:
+        while block := stream.read(4 << 20):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
 
 
 def read_bytes(path: str) -> bytes:

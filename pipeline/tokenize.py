@@ -37,8 +37,8 @@ class Tokenizer:
         self.processor = spm.SentencePieceProcessor()
         try:
             self.processor.LoadFromSerializedProto(model_proto)
-        except Exception as error:  # sentencepiece raises RuntimeError/OSError variously
-            raise TokenizerError(f"{name}: not a SentencePiece model ({error})") from None
+        except Exception:  # sentencepiece raises RuntimeError/OSError variously
+            raise TokenizerError(f"{name}: not a SentencePiece model") from None
         sp = self.processor
         self.vocab_size = sp.get_piece_size()
         missing = [s for s in SPECIALS if sp.piece_to_id(s) == sp.unk_id()]

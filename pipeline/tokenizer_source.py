@@ -27,7 +27,7 @@ def load_given(path: str) -> tokenize.Tokenizer:
         raise UsageError(f"--spm-model {path}: a directory, not a SentencePiece model") from None
     except OSError as error:
         raise UsageError(f"--spm-model {path}: cannot read ({error.strerror or error})") from None
-    return tokenize.Tokenizer(data, name=path)
+    return tokenize.Tokenizer(data, name=f"--spm-model {path}")
 
 
 def sentences_of(pieces: list[Piece], config: BuildConfig) -> Iterator[str]:
