@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import pickle
 import queue
 import time
 from typing import Any, Protocol
 
+from pretrain_records.pipeline.errors import MprError
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.planning import human_bytes
@@ -82,9 +84,11 @@ class InProcess:
 @dataclasses.dataclass(frozen=True)
 class Processes:
     """Units in `workers` spawned worker processes, which claim them in turn (a shared counter
-    over the units, largest first). When the build ends, well or not, the workers are
-    terminated rather than waited for: a worker's interpreter shutting down after a failed
-    pipeline can hang in TensorFlow's teardown, and the build must never hang with the lock."""
+    over the units, largest first) and send their logs, progress and results (or an error)
+    back through one queue. A worker that dies without a word (the OOM killer, kill -9) is an
+    error at once, never a wait. When the build ends, well or not, the workers are killed
+    rather than waited for: a worker's interpreter shutting down after a failed pipeline can
+    hang in TensorFlow's teardown, and the build must never hang with the lock."""
 
     workers: int
 
@@ -99,54 +103,120 @@ class Processes:
         updates: Any = context.Queue()
         claimed: Any = context.Value("q", 0)
         threads = max(1, available_cores() // count)
-        order = largest_first(jobs)
-        pool = context.Pool(
-            count,
-            initializer=_start_worker,
-            initargs=(model, out.path, updates, claimed, order, os.getpid(), threads),
-        )
+        setup = _WorkerSetup(model, out.path, largest_first(jobs), os.getpid(), threads)
+        processes = [
+            context.Process(
+                target=_worker_main,
+                args=(index, jobs, setup, updates, claimed),
+                name=f"make-pretrain-records worker {index}",
+                daemon=True,
+            )
+            for index in range(count)
+        ]
         try:
-            pending = [pool.apply_async(_build_in_worker, (jobs,)) for _ in range(count)]
-            results: list[UnitResult] = []
-            while pending:
-                pending[0].wait(0.2)
-                _relay(updates, events)
-                for task in [t for t in pending if t.ready()]:
-                    pending.remove(task)
-                    results.extend(task.get())  # a worker's error, raised here
-            _relay(updates, events)
-            return results
+            for process in processes:
+                process.start()
+            return _collect(processes, updates, events)
         finally:
             with claimed.get_lock():  # the other workers start nothing new
                 claimed.value = len(jobs)
-            pool.terminate()
-            pool.join()
+            for process in processes:
+                if process.pid is not None:
+                    process.kill()
+            for process in processes:
+                if process.pid is not None:
+                    process.join()
 
 
-def _relay(updates: Any, events: Events) -> None:
-    while True:
-        try:
-            kind, payload = updates.get_nowait()
-        except queue.Empty:
-            return
+def _collect(processes: list[Any], updates: Any, events: Events) -> list[UnitResult]:
+    """Every worker's results, relaying its logs and progress meanwhile; a worker's error is
+    raised here, and so is a worker that died without sending its results."""
+    results: list[UnitResult] = []
+    finished: set[int] = set()
+
+    def handle(message: tuple[str, int, Any]) -> None:
+        kind, index, payload = message
         if kind == "log":
             events.log(payload)
-        else:
+        elif kind == "advance":
             events.advance(*payload)
+        elif kind == "done":
+            finished.add(index)
+            results.extend(payload)
+        else:
+            finished.add(index)
+            raise pickle.loads(payload)
+
+    while len(finished) < len(processes):
+        try:
+            handle(updates.get(timeout=0.2))
+            continue
+        except queue.Empty:
+            pass
+        for index, process in enumerate(processes):
+            if index in finished or process.exitcode is None:
+                continue
+            with contextlib.suppress(queue.Empty):  # what it sent before it ended
+                while index not in finished:
+                    handle(updates.get(timeout=0.5))
+            if index not in finished:
+                raise MprError(
+                    f"worker process {process.pid} died ({_describe_exit(process.exitcode)}) "
+                    "before finishing its units; rerun to resume (complete units are kept)"
+                )
+    return results
+
+
+def _describe_exit(code: int) -> str:
+    import signal
+
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name}" + (", out of memory?" if -code == signal.SIGKILL else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class _WorkerSetup:
+    """What every worker is started with."""
+
+    model: bytes
+    out: str
+    order: list[int]
+    parent: int
+    threads: int
 
 
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(
-    model: bytes,
-    out: str,
-    updates: Any,
-    claimed: Any,
-    order: list[int],
-    parent: int,
-    threads: int,
+def _worker_main(
+    index: int, jobs: list[UnitJob], setup: _WorkerSetup, updates: Any, claimed: Any
 ) -> None:
+    """A worker process: starts, builds the units it claims, and sends back its results or
+    its error (pickled here, so that a failure to pickle it is reported too)."""
+    try:
+        _start_worker(index, setup, updates, claimed)
+        updates.put(("done", index, _build_in_worker(jobs)))
+    except BaseException as error:  # noqa: BLE001 - every failure goes back to the build
+        updates.put(("error", index, _pickled(error)))
+    updates.close()
+    updates.join_thread()
+
+
+def _pickled(error: BaseException) -> bytes:
+    try:
+        payload = pickle.dumps(error)
+        pickle.loads(payload)
+        return payload
+    except Exception:  # noqa: BLE001 - an exception that does not survive pickling
+        return pickle.dumps(MprError(f"a worker failed: {type(error).__name__}: {error}"))
+
+
+def _start_worker(index: int, setup: _WorkerSetup, updates: Any, claimed: Any) -> None:
     """Worker start-up: killed with its parent (Linux), TensorFlow's thread pools sized to
     this worker's share of the cores, the op library and the tokenizer loaded once."""
     _die_with_parent()
@@ -154,19 +224,20 @@ def _start_worker(
     from pretrain_records.ops import library
     from pretrain_records.pipeline.tokenize import Tokenizer
 
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(setup.threads)
+    tf.config.threading.set_intra_op_parallelism_threads(setup.threads)
     library.load()
-    tokenizer = Tokenizer(model, name="spm.model")
-    tokenizer.threads = threads
+    tokenizer = Tokenizer(setup.model, name="spm.model")
+    tokenizer.threads = setup.threads
     _worker.update(
-        threads=threads,
+        index=index,
+        threads=setup.threads,
         tokenizer=tokenizer,
-        out=OutputDir(out),
+        out=OutputDir(setup.out),
         updates=updates,
         claimed=claimed,
-        order=order,
-        parent=parent,
+        order=setup.order,
+        parent=setup.parent,
         pending=[0, 0],
         sent=time.monotonic(),
     )
@@ -197,7 +268,9 @@ def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:
     from pretrain_records.pipeline.unit_build import build_units
 
     def started(job: UnitJob) -> None:
-        _worker["updates"].put(("log", f"building {job.label} ({human_bytes(job.input_bytes)})"))
+        _worker["updates"].put(
+            ("log", _worker["index"], f"building {job.label} ({human_bytes(job.input_bytes)})")
+        )
 
     results = build_units(
         jobs, _claim, _worker["tokenizer"], _worker["out"], _report, started, _worker["threads"]
@@ -220,7 +293,7 @@ def _report(input_bytes: int, records: int) -> None:
 def _flush_progress() -> None:
     pending = _worker["pending"]
     if pending != [0, 0]:
-        _worker["updates"].put(("advance", tuple(pending)))
+        _worker["updates"].put(("advance", _worker["index"], tuple(pending)))
         pending[:] = [0, 0]
     _worker["sent"] = time.monotonic()
 

@@ -10,6 +10,7 @@ leaves, so that no tf.data thread is left to block the process's exit.
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -128,5 +129,6 @@ def _converted(error: BaseException) -> BaseException:
         if ours is not None:
             return ours
         message = error.message.strip().splitlines()
-        return DataError(message[0] if message else type(error).__name__)
+        first = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", message[0]) if message else ""
+        return DataError(first or type(error).__name__)
     return error

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
+import subprocess
 
 import pytest
 
-from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes
+from tests.conftest import CLI, corpus, invoke, one_error_line, run_cli, shard_hashes
 
 ARGS = ["--input-format", "jsonl", "--language", "ko", "--max-seq-length", 64, "--dupe-factor", 2]
 ARGS += ["--max-predictions-per-seq", 10, "--unit-bytes", 60000, "--sentence-task", "nsp"]
@@ -142,3 +144,52 @@ def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl):
         check=2,
     )
     assert "--beam-option: Invalid GCS bucket (gs://b/tmp)" in one_error_line(bad.stderr)
+
+
+def test_a_worker_killed_mid_build_fails_the_build_at_once_and_a_rerun_resumes(
+    tmp_path, big_jsonl, reference
+):
+    """The OOM killer's kill -9 of a worker: exit 1 naming it, no wait for a result that never
+    comes, no worker left behind; the rerun gives the bytes of an uninterrupted build."""
+    out = tmp_path / "out"
+    args = [*with_model(reference), "--workers", 2]
+    env = dict(os.environ, MPR_TEST_HOOKS="pause=chunk")
+    build = subprocess.Popen(
+        [str(CLI), "build", big_jsonl, "-o", out, *map(str, args)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    for line in build.stderr:
+        if line.startswith("MPR-PAUSED"):
+            break
+    workers = [int(pid) for pid in _children(build.pid) if _is_worker(int(pid))]
+    assert len(workers) == 2, workers
+    victim = workers[0]
+    os.kill(victim, signal.SIGKILL)
+    stderr = build.stderr.read()
+    assert build.wait(timeout=120) == 1
+    assert f"worker process {victim} died (killed by SIGKILL" in one_error_line(stderr)
+    assert not [pid for pid in workers if _alive(pid)]
+    invoke("build", big_jsonl, "-o", out, *args)
+    invoke("build", big_jsonl, "-o", tmp_path / "whole", *with_model(reference), "--workers", 1)
+    assert shard_hashes(out) == shard_hashes(tmp_path / "whole")
+
+
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as stream:
+        return stream.read().split()
+
+
+def _is_worker(pid: int) -> bool:
+    with open(f"/proc/{pid}/cmdline", "rb") as stream:
+        return b"spawn_main" in stream.read()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stream:
+            return stream.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
