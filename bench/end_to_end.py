@@ -1,5 +1,8 @@
 """Whole builds: speed on 1, 2 and `auto` workers, peak memory of the process tree, the floor.
 
+Then the peak memory of a build of the books against one of four copies of them (flat in corpus
+size).
+
 Corpora (../shared/corpora/bench): the first 60 Gutenberg books as 60 `text` files (20 MB), and
 all of NSMC as one 64 MB JSONL file (a single file: only its split into units lets workers
 share it). One 32k SentencePiece model, trained once, is given to every build, so the table
@@ -102,6 +105,7 @@ def main() -> None:
                 )
                 rows.append((tool, case, seconds, peak, common.shard_digest(out)))
                 shutil.rmtree(out, ignore_errors=True)
+        memory = memory_in_corpus_size(root, books, model)
     print(
         f"end to end, {multiprocessing.cpu_count()} cores, median of {args.repeats} runs; floor = "
         f"import tensorflow ({imports:.1f} s) + SentencePiece encoding on both cores: "
@@ -131,6 +135,31 @@ def main() -> None:
         if tool == "this":
             ours.setdefault((case["corpus"], case["dupe"]), set()).add(digest)
     print("identical shards for every worker count:", all(len(d) == 1 for d in ours.values()))
+    print("memory in corpus size: the books (x1) and four copies of them (x4), dupe 5, one run")
+    print(f"{'corpus':6} {'workers':>7} {'wall s':>7} {'peak MB':>8} {'x4 / x1':>8}")
+    for line in memory:
+        print(line)
+
+
+def memory_in_corpus_size(root: Path, books: Path, model: Path) -> list[str]:
+    """Peak RSS of a build of the books and of four copies of them (in four folders), dupe 5,
+    on 1 and 2 workers: flat in corpus size, since units and merge buckets are bounded."""
+    four = root / "four"
+    for copy in "abcd":
+        shutil.copytree(books, four / copy)
+    case = dict(format="text", language="en", dupe=5)
+    peaks, lines = {}, []
+    for workers in ("1", "2"):
+        for name, corpus in (("x1", books), ("x4", four)):
+            out = root / "out"
+            command = build_command(common.CLI, corpus, out, model, {**case, "workers": workers})
+            seconds, peak = common.median_runs(command, 1)
+            shutil.rmtree(out, ignore_errors=True)
+            peaks[name, workers] = peak
+            ratio = f"{peak / peaks['x1', workers]:8.2f}" if name == "x4" else ""
+            lines.append(f"{name:6} {workers:>7} {seconds:7.2f} {peak:8.0f} {ratio}")
+    shutil.rmtree(four)
+    return lines
 
 
 if __name__ == "__main__":

@@ -130,8 +130,8 @@ def main() -> None:
     default="auto",
     show_default=True,
     help="Units built in parallel: worker processes (local, direct) or Beam workers; auto: up "
-    "to this machine's cores (CPU affinity and cgroup quota respected), one per 16 MB of input "
-    "to build.",
+    "to this machine's cores (CPU affinity and cgroup quota respected), one per 160 MB of "
+    "input x dupe passes to build (smaller builds run in this process).",
 )
 @click.option(
     "--beam-option",

@@ -121,22 +121,9 @@ def tf_ngram_mask(
     import tensorflow as tf
 
     ids = tf.convert_to_tensor(ids)
-    boundary = tf.cast(boundary, tf.bool)
-    specials = tf.constant(sorted(set(int(i) for i in special_ids) | {0}), ids.dtype)
-    maskable = tf.reduce_all(tf.not_equal(ids[:, None], specials[None, :]), axis=1)
-    previous = tf.concat([[False], maskable[:-1]], axis=0)
-    starts_unit = maskable & (~previous | boundary) if whole_word else maskable
-    unit_of_token = tf.cumsum(tf.cast(starts_unit, tf.int32)) - 1
-    n_units = tf.reduce_sum(tf.cast(starts_unit, tf.int32))
-    token_index = tf.range(tf.size(ids), dtype=tf.int32)
-    unit_start = tf.boolean_mask(token_index, starts_unit)
-    unit_tokens = tf.math.unsorted_segment_sum(
-        tf.ones_like(tf.boolean_mask(unit_of_token, maskable)),
-        tf.boolean_mask(unit_of_token, maskable),
-        n_units,
+    maskable, unit_of_token, n_units, unit_start, unit_end, joined = _tf_units(
+        ids, boundary, special_ids, whole_word
     )
-    unit_end = unit_start + unit_tokens
-    joined = tf.concat([tf.equal(unit_end[:-1], unit_start[1:]), [False]], axis=0)
     n_tokens = tf.reduce_sum(tf.cast(tf.not_equal(ids, 0), tf.float64))
     ratio = float(np.float32(mask_ratio))
     limit = tf.minimum(
@@ -187,6 +174,30 @@ def tf_ngram_mask(
     return _tf_replace(
         ids, positions, special_ids, mask_id, vocab_size, mask_token_rate, random_token_rate
     )
+
+
+def _tf_units(ids, boundary, special_ids, whole_word):  # type: ignore[no-untyped-def]
+    """The maskable units of `tf_ngram_mask` (words, or tokens): (maskable, unit_of_token,
+    n_units, unit_start, unit_end, joined), `joined` telling whether a unit touches the next."""
+    import tensorflow as tf
+
+    boundary = tf.cast(boundary, tf.bool)
+    specials = tf.constant(sorted(set(int(i) for i in special_ids) | {0}), ids.dtype)
+    maskable = tf.reduce_all(tf.not_equal(ids[:, None], specials[None, :]), axis=1)
+    previous = tf.concat([[False], maskable[:-1]], axis=0)
+    starts_unit = maskable & (~previous | boundary) if whole_word else maskable
+    unit_of_token = tf.cumsum(tf.cast(starts_unit, tf.int32)) - 1
+    n_units = tf.reduce_sum(tf.cast(starts_unit, tf.int32))
+    token_index = tf.range(tf.size(ids), dtype=tf.int32)
+    unit_start = tf.boolean_mask(token_index, starts_unit)
+    unit_tokens = tf.math.unsorted_segment_sum(
+        tf.ones_like(tf.boolean_mask(unit_of_token, maskable)),
+        tf.boolean_mask(unit_of_token, maskable),
+        n_units,
+    )
+    unit_end = unit_start + unit_tokens
+    joined = tf.concat([tf.equal(unit_end[:-1], unit_start[1:]), [False]], axis=0)
+    return maskable, unit_of_token, n_units, unit_start, unit_end, joined
 
 
 def _tf_replace(ids, positions, special_ids, mask_id, vocab_size, mask_rate, random_rate):  # type: ignore[no-untyped-def]

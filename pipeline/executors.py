@@ -298,10 +298,12 @@ def _flush_progress() -> None:
     _worker["sent"] = time.monotonic()
 
 
-# `--workers auto` starts a worker process for every this many bytes of input to build (up to
-# the cores): each costs a TensorFlow start-up (~3 s of a core here), and a single process
-# already keeps both cores of a 2-core machine busy with tf.data's threads on small builds.
-AUTO_BYTES_PER_WORKER = 16 << 20
+# `--workers auto` starts a worker process for every this many bytes of input passes to build
+# (input bytes x dupe passes, up to the cores): each worker costs a TensorFlow start-up (~3 s of
+# a core here), and a single process already keeps 1.2-1.9 cores busy with tf.data's threads.
+# Measured on 2 cores (bench/end_to_end.py): 2 workers lose at 64 MB x 1 pass, break even at
+# 20 MB x 5, win by 1.2-1.6x at 64 MB x 5.
+AUTO_PASS_BYTES_PER_WORKER = 160 << 20
 
 
 def executor_for(
@@ -314,8 +316,8 @@ def executor_for(
 
         return Beam(runner, workers or available_cores(), options)
     if workers is None:
-        total = sum(job.input_bytes for job in jobs)
-        workers = max(1, min(available_cores(), total // AUTO_BYTES_PER_WORKER))
+        work = sum(job.input_bytes * job.passes() for job in jobs)
+        workers = max(1, min(available_cores(), work // AUTO_PASS_BYTES_PER_WORKER))
     if workers > 1 and len(jobs) > 1:
         return Processes(workers)
     return InProcess()
