@@ -4,7 +4,7 @@ Every executor runs `unit_build.build_units` and returns the results; the bytes 
 depend on where it was built. Worker processes are spawned (TensorFlow does not survive fork);
 each loads TensorFlow, the op library and the tokenizer once, then runs one pipeline that
 claims units in turn (a shared counter), largest first, until none is left (so they share the work
-however uneven the units); their progress comes back through another queue.
+however uneven the units); their logs, progress and results come back through a pipe each.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import os
 import pickle
-import queue
 import time
 from typing import Any, Protocol
 
@@ -85,10 +84,11 @@ class InProcess:
 class Processes:
     """Units in `workers` spawned worker processes, which claim them in turn (a shared counter
     over the units, largest first) and send their logs, progress and results (or an error)
-    back through one queue. A worker that dies without a word (the OOM killer, kill -9) is an
-    error at once, never a wait. When the build ends, well or not, the workers are killed
-    rather than waited for: a worker's interpreter shutting down after a failed pipeline can
-    hang in TensorFlow's teardown, and the build must never hang with the lock."""
+    back through a pipe of their own. A worker that dies without a word (the OOM killer,
+    kill -9) closes its pipe: an error at once, never a wait. When the build ends, well or
+    not, the workers are killed rather than waited for: a worker's interpreter shutting down
+    after a failed pipeline can hang in TensorFlow's teardown, and the build must never hang
+    with the lock."""
 
     workers: int
 
@@ -100,76 +100,69 @@ class Processes:
         count = min(self.workers, len(jobs))
         events.log(f"building {len(jobs)} units in {count} worker processes")
         context = multiprocessing.get_context("spawn")
-        updates: Any = context.Queue()
         claimed: Any = context.Value("q", 0)
         threads = max(1, available_cores() // count)
         setup = _WorkerSetup(model, out.path, largest_first(jobs), os.getpid(), threads)
-        processes = [
-            context.Process(
-                target=_worker_main,
-                args=(index, jobs, setup, updates, claimed),
-                name=f"make-pretrain-records worker {index}",
-                daemon=True,
-            )
-            for index in range(count)
-        ]
+        workers: list[tuple[Any, Any]] = []
         try:
-            for process in processes:
+            for index in range(count):
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(
+                    target=_worker_main,
+                    args=(index, jobs, setup, writer, claimed),
+                    name=f"make-pretrain-records worker {index}",
+                    daemon=True,
+                )
+                workers.append((process, reader))
                 process.start()
-            return _collect(processes, updates, events)
+                writer.close()  # the worker's end: closed by the kernel when the worker dies
+            return _collect(workers, events)
         finally:
-            with claimed.get_lock():  # the other workers start nothing new
-                claimed.value = len(jobs)
-            for process in processes:
+            for process, _ in workers:  # no lock taken here: a dead worker may hold `claimed`'s
                 if process.pid is not None:
                     process.kill()
-            for process in processes:
+            for process, reader in workers:
                 if process.pid is not None:
-                    process.join()
+                    process.join(timeout=10)
+                reader.close()
 
 
-def _collect(processes: list[Any], updates: Any, events: Events) -> list[UnitResult]:
+def _collect(workers: list[tuple[Any, Any]], events: Events) -> list[UnitResult]:
     """Every worker's results, relaying its logs and progress meanwhile; a worker's error is
-    raised here, and so is a worker that died without sending its results."""
+    raised here, and so is a worker whose pipe closes before it sent its results."""
+    from multiprocessing.connection import wait
+
     results: list[UnitResult] = []
-    finished: set[int] = set()
-
-    def handle(message: tuple[str, int, Any]) -> None:
-        kind, index, payload = message
-        if kind == "log":
-            events.log(payload)
-        elif kind == "advance":
-            events.advance(*payload)
-        elif kind == "done":
-            finished.add(index)
-            results.extend(payload)
-        else:
-            finished.add(index)
-            raise pickle.loads(payload)
-
-    while len(finished) < len(processes):
-        try:
-            handle(updates.get(timeout=0.2))
-            continue
-        except queue.Empty:
-            pass
-        for index, process in enumerate(processes):
-            if index in finished or process.exitcode is None:
-                continue
-            with contextlib.suppress(queue.Empty):  # what it sent before it ended
-                while index not in finished:
-                    handle(updates.get(timeout=0.5))
-            if index not in finished:
+    running = {reader: index for index, (_, reader) in enumerate(workers)}
+    while running:
+        for reader in wait(list(running)):
+            index = running[reader]
+            try:
+                kind, payload = reader.recv()
+            except (EOFError, OSError):
+                process = workers[index][0]
+                process.join(timeout=5)
                 raise MprError(
                     f"worker process {process.pid} died ({_describe_exit(process.exitcode)}) "
                     "before finishing its units; rerun to resume (complete units are kept)"
-                )
+                ) from None
+            if kind == "log":
+                events.log(payload)
+            elif kind == "advance":
+                events.advance(*payload)
+            elif kind == "done":
+                results.extend(payload)
+                del running[reader]
+            else:
+                raise payload
     return results
 
 
-def _describe_exit(code: int) -> str:
+def _describe_exit(code: int | None) -> str:
     import signal
 
+    if code is None:
+        return "still running, its pipe closed"
     if code >= 0:
         return f"exit code {code}"
     try:
@@ -194,32 +187,40 @@ _worker: dict[str, Any] = {}
 
 
 def _worker_main(
-    index: int, jobs: list[UnitJob], setup: _WorkerSetup, updates: Any, claimed: Any
+    index: int, jobs: list[UnitJob], setup: _WorkerSetup, connection: Any, claimed: Any
 ) -> None:
     """A worker process: starts, builds the units it claims, and sends back its results or
-    its error (pickled here, so that a failure to pickle it is reported too)."""
+    its error (each message pickled as it is sent, so a failure to pickle is reported too)."""
     try:
-        _start_worker(index, setup, updates, claimed)
-        updates.put(("done", index, _build_in_worker(jobs)))
+        _start_worker(setup, connection, claimed)
+        connection.send(("done", _build_in_worker(jobs)))
     except BaseException as error:  # noqa: BLE001 - every failure goes back to the build
-        updates.put(("error", index, _pickled(error)))
-    updates.close()
-    updates.join_thread()
+        connection.send(("error", _portable(error)))
+    connection.close()
 
 
-def _pickled(error: BaseException) -> bytes:
+def _portable(error: BaseException) -> BaseException:
+    """`error` if the build may raise it as it is (it pickles, it is an Exception or an
+    interrupt), else an MprError describing it."""
+    if isinstance(error, (Exception, KeyboardInterrupt)):
+        try:
+            pickle.loads(pickle.dumps(error))
+            return error
+        except Exception:  # noqa: BLE001, S110 - described below instead
+            pass
     try:
-        payload = pickle.dumps(error)
-        pickle.loads(payload)
-        return payload
-    except Exception:  # noqa: BLE001 - an exception that does not survive pickling
-        return pickle.dumps(MprError(f"a worker failed: {type(error).__name__}: {error}"))
+        text = f"{type(error).__name__}: {error}"
+    except Exception:  # noqa: BLE001 - a broken __str__
+        text = type(error).__name__
+    return MprError(f"a worker failed: {text}")
 
 
-def _start_worker(index: int, setup: _WorkerSetup, updates: Any, claimed: Any) -> None:
+def _start_worker(setup: _WorkerSetup, connection: Any, claimed: Any) -> None:
     """Worker start-up: killed with its parent (Linux), TensorFlow's thread pools sized to
     this worker's share of the cores, the op library and the tokenizer loaded once."""
     _die_with_parent()
+    if os.getppid() != setup.parent:  # the parent died before the line above took effect
+        os._exit(1)
     import tensorflow as tf
     from pretrain_records.ops import library
     from pretrain_records.pipeline.tokenize import Tokenizer
@@ -230,11 +231,10 @@ def _start_worker(index: int, setup: _WorkerSetup, updates: Any, claimed: Any) -
     tokenizer = Tokenizer(setup.model, name="spm.model")
     tokenizer.threads = setup.threads
     _worker.update(
-        index=index,
         threads=setup.threads,
         tokenizer=tokenizer,
         out=OutputDir(setup.out),
-        updates=updates,
+        connection=connection,
         claimed=claimed,
         order=setup.order,
         parent=setup.parent,
@@ -268,9 +268,8 @@ def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:
     from pretrain_records.pipeline.unit_build import build_units
 
     def started(job: UnitJob) -> None:
-        _worker["updates"].put(
-            ("log", _worker["index"], f"building {job.label} ({human_bytes(job.input_bytes)})")
-        )
+        message = f"building {job.label} ({human_bytes(job.input_bytes)})"
+        _worker["connection"].send(("log", message))
 
     results = build_units(
         jobs, _claim, _worker["tokenizer"], _worker["out"], _report, started, _worker["threads"]
@@ -293,7 +292,7 @@ def _report(input_bytes: int, records: int) -> None:
 def _flush_progress() -> None:
     pending = _worker["pending"]
     if pending != [0, 0]:
-        _worker["updates"].put(("advance", _worker["index"], tuple(pending)))
+        _worker["connection"].send(("advance", tuple(pending)))
         pending[:] = [0, 0]
     _worker["sent"] = time.monotonic()
 

@@ -105,16 +105,17 @@ def build_units(
                 if progress is not None:
                     progress(int(size), len(batch))
                 if bool(last):
-                    results.append(writers.pop(index).finish())
+                    results.append(writers[index].finish())
+                    del writers[index]
         finally:
             del iterator
             gc.collect()
+        if writers:
+            raise RuntimeError(f"units left unfinished: {[w.job.label for w in writers.values()]}")
     except BaseException as error:
         for writer in writers.values():  # units cut short; complete ones stay, for the next run
             out.drop_partial_unit(writer.job.fingerprint)
         raise _converted(error) from None
-    if writers:
-        raise RuntimeError(f"units left unfinished: {[w.job.label for w in writers.values()]}")
     return results
 
 

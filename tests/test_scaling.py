@@ -193,3 +193,18 @@ def _alive(pid: int) -> bool:
             return stream.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_workers_data_error_is_the_builds_one_line_error(tmp_path, big_jsonl, reference):
+    """Bad JSON deep in the file, found by whichever worker builds that unit: exit 1 naming
+    the file and its line, as on one worker; no unit of the failed build is left half-written."""
+    lines = big_jsonl.read_bytes().splitlines(keepends=True)
+    lines[33] = b'{"text": "cut short\n'
+    broken = tmp_path / "movies.jsonl"
+    broken.write_bytes(b"".join(lines))
+    out = tmp_path / "out"
+    result = run_cli("build", broken, "-o", out, *with_model(reference), "--workers", 2, check=1)
+    assert f"error: {broken}:34: invalid JSON (" in one_error_line(result.stderr)
+    units = out / ".mpr" / "units"
+    for unit in units.iterdir() if units.exists() else []:
+        assert (unit / "unit.json").exists(), unit
