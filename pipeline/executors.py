@@ -302,7 +302,7 @@ def _flush_progress() -> None:
 # a core here), and a single process already keeps 1.2-1.9 cores busy with tf.data's threads.
 # Measured on 2 cores (bench/end_to_end.py): 2 workers lose at 64 MB x 1 pass, break even at
 # 20 MB x 5, win by 1.2-1.6x at 64 MB x 5.
-AUTO_PASS_BYTES_PER_WORKER = 160 << 20
+AUTO_PASS_BYTES_PER_WORKER = 128 << 20
 
 
 def executor_for(
