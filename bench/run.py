@@ -13,6 +13,7 @@ BENCHMARKS = [
     "end_to_end.py",
     "mixing.py",
     "beam.py",
+    "sentences.py",
 ]
 
 
