@@ -6,8 +6,9 @@ size).
 Corpora (../shared/corpora/bench): the first 60 Gutenberg books as 60 `text` files (20 MB), and
 all of NSMC as one 64 MB JSONL file (a single file: only its split into units lets workers
 share it). One 32k SentencePiece model, trained once, is given to every build, so the table
-measures the build itself. Each row is the median of --repeats runs, configurations alternating;
-the peak is the largest resident set of the whole process tree (workers included), sampled.
+measures the build itself. Each row is the median of --repeats runs of its configuration, run
+back to back; the peak is the largest resident set of the whole process tree (workers
+included), sampled.
 
 The floor, measured in the same run: one `import tensorflow` plus SentencePiece encoding of the
 same text on both cores (2 processes). With --baseline CLI, the same rows are also run with

@@ -164,7 +164,7 @@ def main() -> None:
         refresh = refresh_figures(root, folder, model)
     print("mixing: 60 books, 128 tokens, NSP, dupe 2 (per shard, mean)")
     print(
-        f"{'tool':9} {'layout':9} {'build s':>7} {'books/shard':>11} {'books/256':>9} "
+        f"{'tool':9} {'layout':9} {'build s':>7} {'book share':>11} {'books/256':>9} "
         f"{'|rho|':>6} {'found':>6}"
     )
     for tool, layout, seconds, share, distinct, rho, known in rows:

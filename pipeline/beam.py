@@ -20,6 +20,7 @@ from typing import Any
 from pretrain_records.pipeline import testhooks
 from pretrain_records.pipeline.errors import UsageError
 from pretrain_records.pipeline.events import Events
+from pretrain_records.pipeline.executors import largest_first
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
 
@@ -125,10 +126,12 @@ class _BuildUnit:
         """Builds the bundle's units through one pipeline (its functions instantiated once)."""
         from pretrain_records.pipeline.unit_build import build_units
 
-        jobs = [self.jobs[fingerprint] for fingerprint in sorted(self.bundle)]
-        claims = iter(range(len(jobs)))
+        out = OutputDir(self.out)
+        todo = [fp for fp in sorted(self.bundle) if out.kept_unit(fp) is None]  # a retried bundle
+        jobs = [self.jobs[fingerprint] for fingerprint in todo]
+        claims = iter(largest_first(jobs))
         if jobs:
-            build_units(jobs, lambda: next(claims, None), self.tokenizer, OutputDir(self.out))
+            build_units(jobs, lambda: next(claims, None), self.tokenizer, out)
         self.bundle = []
 
 

@@ -103,12 +103,14 @@ def _check_config(out: OutputDir, previous: dict[str, Any] | None, request: Buil
     new = request.config.to_dict()
     old = (previous or {}).get("config") or out.read_private_json("config.json")
     changed = sorted(k for k in set(old or {}) | set(new) if (old or {}).get(k) != new.get(k))
-    if old is not None and changed and not request.force:
+    # A --force run of this new config was stopped before publishing: resumed, not dropped.
+    confirmed = bool(changed) and out.read_private_json("config.json") == new
+    if old is not None and changed and not (request.force or confirmed):
         raise UsageError(
             f"{out.path} was built with another config (changed: {', '.join(changed)}); "
             "rerun with --force to rebuild it"
         )
-    if request.force or changed:
+    if (request.force or changed) and not confirmed:
         out.forget_kept()
     out.write_private_json(new, "config.json")
 
@@ -262,8 +264,12 @@ def _stage(
         return None
     staged = out.staged_manifest()
     if staged is not None and staged.get("build") == build_id:
-        events.log("publishing the build an earlier run staged")
-        return staged
+        try:
+            out.check_staged(staged)
+            events.log("publishing the build an earlier run staged")
+            return staged
+        except DataError as error:
+            events.log(f"merging again: {error}")
     out.clear_staging()
     events.log(f"merging {records:,} records of {len(ordered)} units into {shards} shards")
     events.start_merge(shards)
@@ -396,8 +402,9 @@ def _dry_run(
     if request.runner != "local":
         from pretrain_records.pipeline import beam
 
+        workers = executors.beam_workers(request.workers)
         summary["beam"] = beam.describe(
-            request.runner, request.workers or 1, dict(request.beam_options), out, len(units)
+            request.runner, workers, dict(request.beam_options), out, len(units)
         )
     events.log(f"{len(files)} input files, {len(units)} work units")
     return summary

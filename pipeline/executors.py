@@ -300,9 +300,14 @@ def _flush_progress() -> None:
 # `--workers auto` starts a worker process for every this many bytes of input passes to build
 # (input bytes x dupe passes, up to the cores): each worker costs a TensorFlow start-up (~3 s of
 # a core here), and a single process already keeps 1.2-1.9 cores busy with tf.data's threads.
-# Measured on 2 cores (bench/end_to_end.py): 2 workers lose at 64 MB x 1 pass, break even at
-# 20 MB x 5, win by 1.2-1.6x at 64 MB x 5.
+# Measured on 2 cores (bench/end_to_end.py, five runs): 2 workers against 1 give 0.84-1.11x at
+# 64 MB x 1 pass, 0.87-1.21x at 20 MB x 5, 0.91-1.62x at 64 MB x 5.
 AUTO_PASS_BYTES_PER_WORKER = 128 << 20
+
+
+def beam_workers(workers: int | None) -> int:
+    """Beam's worker count for `--workers` (None, auto: this machine's cores)."""
+    return workers or available_cores()
 
 
 def executor_for(
@@ -313,7 +318,7 @@ def executor_for(
     if runner != "local":
         from pretrain_records.pipeline.beam import Beam
 
-        return Beam(runner, workers or available_cores(), options)
+        return Beam(runner, beam_workers(workers), options)
     if workers is None:
         work = sum(job.input_bytes * job.passes() for job in jobs)
         workers = max(1, min(available_cores(), work // AUTO_PASS_BYTES_PER_WORKER))

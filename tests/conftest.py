@@ -61,6 +61,25 @@ def invoke(*args: object, check: int | None = 0) -> Any:
     return result
 
 
+def start_paused(point: str, *args: object) -> subprocess.Popen:
+    """Starts a build that stops at a test hook's pause point; returns once it is there."""
+    env = dict(os.environ, MPR_TEST_HOOKS=f"pause={point}")
+    process = subprocess.Popen(
+        [str(CLI), *map(str, args)],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if line.startswith("MPR-PAUSED"):
+            return process
+    process.wait()
+    raise AssertionError(f"the run ended before {point}:\n{''.join(lines)}")
+
+
 def one_error_line(stderr: str) -> str:
     """The single error line of a failed run (log lines aside); no traceback."""
     assert "Traceback" not in stderr, stderr

@@ -13,29 +13,19 @@ import sys
 
 import pytest
 
-from tests.conftest import ARGS, CLI, corpus, invoke, one_error_line, run_cli, shard_hashes
+from tests.conftest import (
+    ARGS,
+    CLI,
+    corpus,
+    invoke,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    start_paused,
+)
 
 HOOKS = "MPR_TEST_HOOKS"
 SMALL_UNITS = ["--unit-bytes", 40000]  # the three test files make several units
-
-
-def start_paused(point, *args):
-    """Starts a build that stops at a test hook's pause point; returns once it is there."""
-    env = dict(os.environ, MPR_TEST_HOOKS=f"pause={point}")
-    process = subprocess.Popen(
-        [str(CLI), *map(str, args)],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith("MPR-PAUSED"):
-            return process
-    process.wait()
-    raise AssertionError(f"the run ended before {point}:\n{''.join(lines)}")
 
 
 def kill(process):

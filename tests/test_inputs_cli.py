@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import CLI, corpus, invoke, one_error_line, shard_hashes
+from tests.conftest import CLI, corpus, invoke, one_error_line, run_cli, shard_hashes
 
 SAMPLE = corpus("en/bert_sample_text.txt")
 
@@ -216,6 +216,21 @@ def test_a_failed_force_run_leaves_the_published_config_in_charge(tmp_path, mode
     empty.write_text("")
     invoke("build", empty, "-o", out, *model_args, "--seed", 7, "--force", check=1)
     invoke("build", SAMPLE, "-o", out, *model_args)  # no "built with another config"
+    invoke("verify", out)
+
+
+def test_a_stopped_force_run_of_a_new_config_resumes_without_force(tmp_path, model_args):
+    """--force to a new config, the run stopped after its units were kept: the rerun (with or
+    without --force) reuses them instead of refusing or dropping them."""
+    out = tmp_path / "out"
+    invoke("build", SAMPLE, "-o", out, *model_args)
+    new = [*model_args, "--seed", 7, "--json"]
+    failed = run_cli(
+        "build", SAMPLE, "-o", out, *new, "--force", env={"MPR_TEST_HOOKS": "raise=merge"}, check=1
+    )
+    assert "test hook" in one_error_line(failed.stderr)
+    summary = json.loads(run_cli("build", SAMPLE, "-o", out, *new).stdout)
+    assert summary["units"]["rebuilt"] == 0 and summary["units"]["reused"] >= 1
     invoke("verify", out)
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import signal
-import subprocess
 
 import pytest
 
-from tests.conftest import CLI, corpus, invoke, one_error_line, run_cli, shard_hashes
+from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes, start_paused
 
 ARGS = ["--input-format", "jsonl", "--language", "ko", "--max-seq-length", 64, "--dupe-factor", 2]
 ARGS += ["--max-predictions-per-seq", 10, "--unit-bytes", 60000, "--sentence-task", "nsp"]
@@ -146,31 +146,27 @@ def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl):
     assert "--beam-option: Invalid GCS bucket (gs://b/tmp)" in one_error_line(bad.stderr)
 
 
-def test_a_worker_killed_mid_build_fails_the_build_at_once_and_a_rerun_resumes(
+def test_a_worker_killed_mid_build_fails_the_build_at_once_and_a_rerun_builds_it(
     tmp_path, big_jsonl, reference
 ):
     """The OOM killer's kill -9 of a worker: exit 1 naming it, no wait for a result that never
-    comes, no worker left behind; the rerun gives the bytes of an uninterrupted build."""
+    comes, no worker left behind; a rerun over what the killed build left gives the bytes of an
+    uninterrupted build."""
     out = tmp_path / "out"
     args = [*with_model(reference), "--workers", 2]
-    env = dict(os.environ, MPR_TEST_HOOKS="pause=chunk")
-    build = subprocess.Popen(
-        [str(CLI), "build", big_jsonl, "-o", out, *map(str, args)],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    for line in build.stderr:
-        if line.startswith("MPR-PAUSED"):
-            break
+    build = start_paused("chunk", "build", big_jsonl, "-o", out, *args)
     workers = [int(pid) for pid in _children(build.pid) if _is_worker(int(pid))]
-    assert len(workers) == 2, workers
-    victim = workers[0]
-    os.kill(victim, signal.SIGKILL)
-    stderr = build.stderr.read()
-    assert build.wait(timeout=120) == 1
-    assert f"worker process {victim} died (killed by SIGKILL" in one_error_line(stderr)
+    try:
+        assert len(workers) == 2, workers
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = build.communicate(timeout=120)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        build.kill()
+    assert build.returncode == 1
+    assert f"worker process {workers[0]} died (killed by SIGKILL" in one_error_line(stderr)
     assert not [pid for pid in workers if _alive(pid)]
     invoke("build", big_jsonl, "-o", out, *args)
     invoke("build", big_jsonl, "-o", tmp_path / "whole", *with_model(reference), "--workers", 1)
