@@ -190,7 +190,7 @@ class OutputDir:
             if os.sep in relative or relative.startswith(".."):
                 continue
             if new_files is None:  # early: the build's own files are not known yet
-                if relative in ("config.yaml", "spm.model", "spm.vocab"):
+                if relative in MANAGED and relative != "manifest.json":
                     continue
                 same = False
             else:

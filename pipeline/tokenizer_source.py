@@ -23,8 +23,6 @@ def load_given(path: str) -> tokenize.Tokenizer:
         data = storage.read_bytes(path)
     except FileNotFoundError:
         raise UsageError(f"--spm-model {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--spm-model {path}: a directory, not a SentencePiece model") from None
     except OSError as error:
         raise UsageError(f"--spm-model {path}: cannot read ({error.strerror or error})") from None
     return tokenize.Tokenizer(data, name=f"--spm-model {path}")
