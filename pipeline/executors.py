@@ -299,7 +299,7 @@ def _flush_progress() -> None:
 
 # `--workers auto` starts a worker process for every this many bytes of input passes to build
 # (input bytes x dupe passes, up to the cores): each worker costs a TensorFlow start-up (~3 s of
-# a core here), and a single process already keeps 1.2-1.9 cores busy with tf.data's threads.
+# a core here), and a single process already uses more than a core with tf.data's threads.
 # Measured on 2 cores (bench/end_to_end.py, five runs): 2 workers against 1 give 0.84-1.11x at
 # 64 MB x 1 pass, 0.87-1.21x at 20 MB x 5, 0.91-1.62x at 64 MB x 5.
 AUTO_PASS_BYTES_PER_WORKER = 128 << 20
