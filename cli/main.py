@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
+from pretrain_records.cli import stop_signals
 from pretrain_records.pipeline import config as config_lib
+from pretrain_records.pipeline import testhooks
 from pretrain_records.pipeline.errors import MprError
 from pretrain_records.pipeline.version import VERSION
 
@@ -23,8 +25,6 @@ from pretrain_records.pipeline.version import VERSION
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN only changes float rounding, which no integer record depends on; off, it is also silent.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -43,8 +43,12 @@ def _reported_errors(verbose: bool = False) -> Iterator[None]:
     except OSError as error:
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
         _fail(f"{where}{error.strerror or error}", 1)
-    except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, stop_signals.Terminated)
+        _fail(
+            "terminated (SIGTERM)" if terminated else "interrupted",
+            stop_signals.exit_code(interrupt),
+        )
     except click.ClickException:
         raise
     except Exception as error:
@@ -254,3 +258,9 @@ def verify(out: str) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"{out}: every file matches the manifest")
+
+
+def entry() -> None:
+    """The console script: the command, stoppable by SIGTERM as by Ctrl-C (`stop_signals`)."""
+    stop_signals.install(testhooks.stop_grace())
+    main()

@@ -12,6 +12,7 @@ nothing unless the environment variable MPR_TEST_HOOKS is set, to `;`-separated 
   raise=NAME[#N]        raise RuntimeError (an unexpected bug) at the N-th `point(NAME)`
   disk_full_after=BYTES a shard or run writer raises ENOSPC once it has written BYTES
   fail_worker_once=PATH a Beam worker fails its first unit (PATH marks that it did)
+  stop_grace=SECONDS    how long the CLI lets a stopped run end by itself (cli/stop_signals.py)
 """
 
 from __future__ import annotations
@@ -62,3 +63,9 @@ def disk_full_after() -> int | None:
 def fail_worker_once() -> str | None:
     """The marker path of a Beam worker fault to inject once, or None."""
     return _SETTINGS.get("fail_worker_once") or None
+
+
+def stop_grace() -> float | None:
+    """Seconds a SIGTERM'd or interrupted run may take to end by itself, or None (default)."""
+    value = _SETTINGS.get("stop_grace")
+    return float(value) if value else None

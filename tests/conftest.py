@@ -61,9 +61,10 @@ def invoke(*args: object, check: int | None = 0) -> Any:
     return result
 
 
-def start_paused(point: str, *args: object) -> subprocess.Popen:
-    """Starts a build that stops at a test hook's pause point; returns once it is there."""
-    env = dict(os.environ, MPR_TEST_HOOKS=f"pause={point}")
+def start_paused(point: str, *args: object, hooks: str = "") -> subprocess.Popen:
+    """Starts a build that stops at a test hook's pause point (other `hooks` settings beside);
+    returns once it is there."""
+    env = dict(os.environ, MPR_TEST_HOOKS=";".join(filter(None, [f"pause={point}", hooks])))
     process = subprocess.Popen(
         [str(CLI), *map(str, args)],
         env=env,

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -378,3 +379,104 @@ def test_unwritable_output_exits_1_with_a_clear_message(tmp_path):
     blocker.write_text("x")
     result = run_cli("build", corpus("en/bert_sample_text.txt"), "-o", blocker / "out", check=1)
     assert f"{blocker}/out" in one_error_line(result.stderr)
+
+
+def living_children(pid: int) -> set[int]:
+    """The child processes of `pid` that are alive (zombies aside)."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listing:
+            found.update(int(child) for child in listing.read().split())
+    return {child for child in found if is_alive(child)}
+
+
+def is_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def stopped(process: subprocess.Popen, *signals: signal.Signals) -> tuple[int, str]:
+    """Sends `signals` (a second after each other) and returns the exit code and stderr."""
+    for number, sent in enumerate(signals):
+        if number:
+            time.sleep(1)
+        process.send_signal(sent)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def test_sigterm_while_merging_exits_143_and_the_rerun_resumes(built, three_files):
+    out, clean = built
+    before = snapshot(out)
+    victim = start_paused("merge#1", "build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    code, stderr = stopped(victim, signal.SIGTERM)
+    assert code == 143
+    assert one_error_line(stderr) == "make-pretrain-records: error: terminated (SIGTERM)"
+    assert snapshot(out) == before
+    summary = json.loads(
+        run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, "--json").stdout
+    )
+    assert summary["units"]["rebuilt"] == 0  # every unit was complete before the merge
+    assert shard_hashes(out) == shard_hashes(clean)
+
+
+def test_ctrl_c_while_merging_exits_130(built, three_files):
+    out, _ = built
+    victim = start_paused("merge#1", "build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    code, stderr = stopped(victim, signal.SIGINT)
+    assert code == 130
+    assert one_error_line(stderr) == "make-pretrain-records: error: interrupted"
+    run_cli("verify", out)
+
+
+def test_sigterm_with_tensorflow_stuck_ends_after_the_grace_or_a_second_signal(built, three_files):
+    """The main thread waits inside tf.data for a pipeline thread that does not move: Python
+    cannot run the handler there, so the watcher ends the run."""
+    out, clean = built
+    before = snapshot(out)
+    args = ("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, "--workers", 1)
+    victim = start_paused("chunk#1", *args, hooks="stop_grace=2")
+    code, stderr = stopped(victim, signal.SIGTERM)
+    assert code == 143
+    assert one_error_line(stderr).endswith(
+        "stopped at once (still running 2 s after SIGTERM); a rerun resumes"
+    )
+    victim = start_paused("chunk#1", *args)  # the default grace: 30 s
+    started = time.monotonic()
+    code, stderr = stopped(victim, signal.SIGTERM, signal.SIGTERM)
+    assert code == 143 and time.monotonic() - started < 20
+    assert "stopped at once (a second SIGTERM)" in one_error_line(stderr)
+    assert snapshot(out) == before
+    run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    assert shard_hashes(out) == shard_hashes(clean)
+
+
+def test_sigterm_to_a_build_with_workers_stops_them_all(built, three_files, tmp_path):
+    _, clean = built
+    out = tmp_path / "fresh"
+    args = (
+        "build",
+        three_files,
+        "-o",
+        out,
+        *ARGS,
+        *SMALL_UNITS,
+        "--spm-model",
+        tmp_path / "model.spm",
+    )
+    victim = start_paused("chunk#1", *args, "--workers", 2)
+    workers = living_children(victim.pid)
+    assert len(workers) >= 2
+    code, stderr = stopped(victim, signal.SIGTERM)
+    assert code == 143
+    assert one_error_line(stderr) == "make-pretrain-records: error: terminated (SIGTERM)"
+    deadline = time.monotonic() + 10
+    while any(map(is_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(is_alive, workers))
+    assert not (out / "manifest.json").exists()
+    run_cli(*args, "--workers", 2)
+    assert shard_hashes(out) == shard_hashes(clean)

@@ -1,0 +1,82 @@
+"""Stopping a run from outside: SIGTERM (a cron or CI timeout, `kill`) and Ctrl-C (SIGINT).
+
+The first signal raises in the main thread (`Terminated` for SIGTERM, KeyboardInterrupt for
+SIGINT), so a run stops the way an error stops it: worker processes killed, the lock released
+(on gs:// the lock object removed, instead of going stale for ten minutes), complete units
+kept for the rerun, one line on stderr, exit 143 or 130.
+
+Python runs signal handlers only between bytecodes of the main thread, and the main thread may
+be waiting inside TensorFlow for a pipeline that does not move. So a watcher thread, woken by
+the signal itself (`signal.set_wakeup_fd`), ends the process with the same exit code if it is
+still alive GRACE_SECONDS later, and at once on a second signal. Such an end leaves the output
+directory as a kill -9 does: the last good build intact, the next run resuming.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import threading
+import time
+
+GRACE_SECONDS = 30.0
+_STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: an interrupt like Ctrl-C, reported with exit code 143."""
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal's number, as a shell reports a process its signal ended."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
+def install(grace_seconds: float | None = None) -> None:
+    """Installs the SIGTERM handler and the watcher (the command's process only: the console
+    script's entry calls it, never an in-process test runner)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    grace = GRACE_SECONDS if grace_seconds is None else grace_seconds
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    watcher = threading.Thread(
+        target=_watch, args=(read_end, grace), name="make-pretrain-records stop watcher"
+    )
+    watcher.daemon = True
+    watcher.start()
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _watch(read_end: int, grace: float) -> None:
+    """Waits for a stopping signal; then ends the process at the second one or after `grace`
+    seconds, whichever comes first (a run that stops by itself never gets there)."""
+    first = _next_stopping_signal(read_end, None)
+    deadline = time.monotonic() + grace
+    second = _next_stopping_signal(read_end, deadline)
+    if second is None:
+        reason = f"still running {grace:g} s after {signal.Signals(first).name}"
+    else:
+        reason = f"a second {signal.Signals(second).name}"
+    message = f"make-pretrain-records: error: stopped at once ({reason}); a rerun resumes\n"
+    os.write(sys.stderr.fileno(), message.encode())
+    os._exit(128 + first)
+
+
+def _next_stopping_signal(read_end: int, deadline: float | None) -> int | None:
+    """The next SIGINT or SIGTERM written to the wakeup pipe, or None at the deadline."""
+    while True:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([read_end], [], [], timeout)
+        if not ready:
+            return None
+        for number in os.read(read_end, 64):
+            if number in _STOPPING:
+                return number
