@@ -214,7 +214,8 @@ def test_a_failed_force_run_leaves_the_published_config_in_charge(tmp_path, mode
     (tmp_path / "in").mkdir()
     empty = tmp_path / "in" / "empty.txt"
     empty.write_text("")
-    invoke("build", empty, "-o", out, *model_args, "--seed", 7, "--force", check=1)
+    result = invoke("build", empty, "-o", out, *model_args, "--seed", 7, "--force", check=1)
+    assert "no text to build from" in one_error_line(result.stderr)
     invoke("build", SAMPLE, "-o", out, *model_args)  # no "built with another config"
     invoke("verify", out)
 
