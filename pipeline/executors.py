@@ -297,12 +297,13 @@ def _flush_progress() -> None:
     _worker["sent"] = time.monotonic()
 
 
-# `--workers auto` starts a worker process for every this many bytes of input passes to build
-# (input bytes x dupe passes, up to the cores): each worker costs a TensorFlow start-up (~3 s of
-# a core here), and a single process already uses more than a core with tf.data's threads.
-# Measured on 2 cores (bench/end_to_end.py, five runs): 2 workers against 1 give 0.84-1.11x at
-# 64 MB x 1 pass, 0.87-1.21x at 20 MB x 5, 0.91-1.62x at 64 MB x 5.
-AUTO_PASS_BYTES_PER_WORKER = 128 << 20
+# `--workers auto` starts one worker process per this many bytes of input passes to build
+# (input bytes x dupe passes), a second from twice as many, up to the cores: each worker costs
+# a TensorFlow start-up (~3 s of a core here), and one process already uses more than a core
+# with tf.data's threads. Measured on 2 cores (bench/end_to_end.py, medians of 3), 2 workers
+# against 1: 0.97x at 20 MB x 1 pass, 1.05x at 20 MB x 2, 1.04x at 20 MB x 5, 1.25x at 64 MB x 1,
+# 1.13x at 64 MB x 5.
+AUTO_PASS_BYTES_PER_WORKER = 48 << 20
 
 
 def beam_workers(workers: int | None) -> int:
@@ -321,7 +322,7 @@ def executor_for(
         return Beam(runner, beam_workers(workers), options)
     if workers is None:
         work = sum(job.input_bytes * job.passes() for job in jobs)
-        workers = max(1, min(available_cores(), work // AUTO_PASS_BYTES_PER_WORKER))
+        workers = min(available_cores(), 1 + work // AUTO_PASS_BYTES_PER_WORKER)
     if workers > 1 and len(jobs) > 1:
         return Processes(workers)
     return InProcess()

@@ -1,4 +1,5 @@
-"""How many workers `--workers auto` and a number start (in-process: no build runs)."""
+"""How many workers `--workers auto` and a number start, and how a process's pipeline uses its
+share (in-process: no build runs)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ def chosen(workers, todo, monkeypatch, cores=2):
 
 
 def test_auto_counts_input_bytes_times_dupe_passes(monkeypatch):
-    assert chosen(None, jobs(64, 1), monkeypatch) == 1  # 64 MB x 1: start-up costs more
-    assert chosen(None, jobs(20, 5), monkeypatch) == 1  # 100 MB of passes
-    assert chosen(None, jobs(64, 5), monkeypatch) == 2  # 320 MB of passes
-    assert chosen(None, jobs(64, 5, masking="dynamic"), monkeypatch) == 1  # one pass
+    assert chosen(None, jobs(20, 2), monkeypatch) == 1  # 20 MB x 2 passes: start-up costs more
+    assert chosen(None, jobs(48, 1), monkeypatch) == 2  # 48 MiB of passes: a second worker
+    assert chosen(None, jobs(20, 5), monkeypatch) == 2  # 100 MB of passes
+    assert chosen(None, jobs(64, 5, masking="dynamic"), monkeypatch) == 2  # one pass of 64 MB
+    assert chosen(None, jobs(40, 5, masking="dynamic"), monkeypatch) == 1  # one pass of 40 MB
+    assert chosen(None, jobs(330, 1), monkeypatch, cores=8) == 7
     assert chosen(None, jobs(6400, 1), monkeypatch, cores=8) == 8  # capped by the cores
     assert chosen(None, jobs(6400, 1), monkeypatch, cores=1) == 1
 
@@ -34,3 +37,20 @@ def test_a_number_of_workers_is_taken_as_given_while_there_are_units_to_share(mo
     assert chosen(2, jobs(1, 1), monkeypatch) == 2
     assert chosen(1, jobs(6400, 10), monkeypatch) == 1
     assert chosen(2, jobs(64, 5, units=1), monkeypatch) == 1  # one unit: nothing to share
+
+
+def test_a_process_pipeline_has_fixed_parallelism_and_no_autotuning(english_model, monkeypatch):
+    """Its parallelism is fixed (a worker's share of the cores), so tf.data's autotuning is
+    off: its model thread held up every worker's end by seconds."""
+    from pretrain_records.pipeline import unit_pipeline
+    from pretrain_records.pipeline.tokenize import Tokenizer
+
+    tokenizer = Tokenizer(english_model.read_bytes(), name="spm.model")
+    todo = jobs(1, 1)
+    for threads, expected in ((1, 1), (None, 5)):
+        monkeypatch.setattr(unit_pipeline, "available_cores", lambda: 5)
+        records = unit_pipeline.units_records(todo, lambda: None, tokenizer, threads)
+        options = records.options()
+        assert options.autotune.enabled is False
+        assert options.threading.private_threadpool_size == expected + unit_pipeline.UNITS_AT_ONCE
+        assert list(records) == []  # no unit claimed: no records
