@@ -32,6 +32,13 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _interrupted(interrupt: KeyboardInterrupt) -> NoReturn:
+    terminated = isinstance(interrupt, stop_signals.Terminated)
+    _fail(
+        "terminated (SIGTERM)" if terminated else "interrupted", stop_signals.exit_code(interrupt)
+    )
+
+
 @contextmanager
 def _reported_errors(verbose: bool = False) -> Iterator[None]:
     """The pipeline's errors as one line and their exit code; an unexpected exception too
@@ -44,11 +51,7 @@ def _reported_errors(verbose: bool = False) -> Iterator[None]:
         where = f"{error.filename}: " if getattr(error, "filename", None) else ""
         _fail(f"{where}{error.strerror or error}", 1)
     except KeyboardInterrupt as interrupt:
-        terminated = isinstance(interrupt, stop_signals.Terminated)
-        _fail(
-            "terminated (SIGTERM)" if terminated else "interrupted",
-            stop_signals.exit_code(interrupt),
-        )
+        _interrupted(interrupt)
     except click.ClickException:
         raise
     except Exception as error:
@@ -261,6 +264,18 @@ def verify(out: str) -> None:
 
 
 def entry() -> None:
-    """The console script: the command, stoppable by SIGTERM as by Ctrl-C (`stop_signals`)."""
+    """The console script: the command, stoppable by SIGTERM as by Ctrl-C (`stop_signals`); an
+    interrupt outside a command's own error handling (its imports, its summary) still gets its
+    exit code, not click's "Aborted!" and 1."""
     stop_signals.install(testhooks.stop_grace())
-    main()
+    try:
+        code = main.main(standalone_mode=False)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort as abort:
+        cause = abort.__cause__ or abort.__context__
+        _interrupted(cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt())
+    except KeyboardInterrupt as interrupt:
+        _interrupted(interrupt)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import sys
 import threading
 import time
 
@@ -35,15 +34,16 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
 
 
 def install(grace_seconds: float | None = None) -> None:
-    """Installs the SIGTERM handler and the watcher (the command's process only: the console
-    script's entry calls it, never an in-process test runner)."""
+    """Installs the SIGTERM and SIGINT handlers and the watcher (the command's process only: the
+    console script's entry calls it, never an in-process test runner)."""
     if threading.current_thread() is not threading.main_thread():
         return
     grace = GRACE_SECONDS if grace_seconds is None else grace_seconds
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
     watcher = threading.Thread(
         target=_watch, args=(read_end, grace), name="make-pretrain-records stop watcher"
     )
@@ -51,32 +51,35 @@ def install(grace_seconds: float | None = None) -> None:
     watcher.start()
 
 
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated()
+def _raise_interrupt(signum: int, frame: object) -> None:
+    # With a message: Beam re-raises a DoFn's exception as type(e)(e.args[0] + where), and
+    # would turn one without arguments into a RuntimeError (which it retries).
+    if signum == signal.SIGTERM:
+        raise Terminated("SIGTERM")
+    raise KeyboardInterrupt("SIGINT")
 
 
 def _watch(read_end: int, grace: float) -> None:
     """Waits for a stopping signal; then ends the process at the second one or after `grace`
     seconds, whichever comes first (a run that stops by itself never gets there)."""
-    first = _next_stopping_signal(read_end, None)
-    deadline = time.monotonic() + grace
-    second = _next_stopping_signal(read_end, deadline)
-    if second is None:
-        reason = f"still running {grace:g} s after {signal.Signals(first).name}"
-    else:
-        reason = f"a second {signal.Signals(second).name}"
-    message = f"make-pretrain-records: error: stopped at once ({reason}); a rerun resumes\n"
-    os.write(sys.stderr.fileno(), message.encode())
-    os._exit(128 + first)
-
-
-def _next_stopping_signal(read_end: int, deadline: float | None) -> int | None:
-    """The next SIGINT or SIGTERM written to the wakeup pipe, or None at the deadline."""
-    while True:
+    seen: list[int] = []
+    deadline: float | None = None
+    while len(seen) < 2:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         ready, _, _ = select.select([read_end], [], [], timeout)
         if not ready:
-            return None
-        for number in os.read(read_end, 64):
-            if number in _STOPPING:
-                return number
+            break
+        seen.extend(number for number in os.read(read_end, 64) if number in _STOPPING)
+        if seen and deadline is None:
+            deadline = time.monotonic() + grace
+    if len(seen) < 2:
+        reason = f"still running {grace:g} s after {signal.Signals(seen[0]).name}"
+    else:
+        reason = f"a second {signal.Signals(seen[1]).name}"
+    try:
+        message = f"make-pretrain-records: error: stopped at once ({reason}); a rerun resumes\n"
+        os.write(2, message.encode())
+    except Exception:  # noqa: BLE001, S110 - a closed stderr must not keep the run alive
+        pass
+    finally:
+        os._exit(128 + seen[0])

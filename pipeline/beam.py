@@ -20,7 +20,7 @@ from typing import Any
 from pretrain_records.pipeline import testhooks
 from pretrain_records.pipeline.errors import UsageError
 from pretrain_records.pipeline.events import Events
-from pretrain_records.pipeline.executors import largest_first
+from pretrain_records.pipeline.executors import available_cores, largest_first
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
 
@@ -91,8 +91,11 @@ class _BuildUnit:
     """DoFn body: loads the op and the tokenizer once per worker; builds a bundle's units
     (Beam's elements) together, through one pipeline."""
 
-    def __init__(self, out: str, model: bytes, jobs: dict[str, UnitJob]) -> None:
-        self.out, self.model, self.jobs = out, model, jobs
+    def __init__(
+        self, out: str, model: bytes, jobs: dict[str, UnitJob], threads: int | None = None
+    ) -> None:
+        """`threads`: tf.data's threads in each worker process (None: the worker's cores)."""
+        self.out, self.model, self.jobs, self.threads = out, model, jobs, threads
         self.tokenizer: Any = None
 
     def setup(self) -> None:
@@ -131,7 +134,7 @@ class _BuildUnit:
         jobs = [self.jobs[fingerprint] for fingerprint in todo]
         claims = iter(largest_first(jobs))
         if jobs:
-            build_units(jobs, lambda: next(claims, None), self.tokenizer, out)
+            build_units(jobs, lambda: next(claims, None), self.tokenizer, out, threads=self.threads)
         self.bundle = []
 
 
@@ -200,7 +203,10 @@ class Beam:
         bundle (Dataflow, Flink and Spark do), so the driver resubmits the units still missing:
         units are idempotent, a retry yields the same bytes."""
         beam = _import_beam()
-        body = _BuildUnit(out.path, model, {job.fingerprint: job for job in jobs})
+        # The local runner's worker processes share this machine's cores; elsewhere each
+        # worker process uses its own machine's.
+        share = max(1, available_cores() // self.workers) if self.runner == "direct" else None
+        body = _BuildUnit(out.path, model, {job.fingerprint: job for job in jobs}, share)
         remaining = sorted(body.jobs)
         events.log(f"building {len(jobs)} units on Beam ({self.runner}, {self.workers} workers)")
         for attempt in range(1, ATTEMPTS + 1):

@@ -50,6 +50,29 @@ def _cgroup_quota() -> int | None:
         return None
 
 
+def available_memory() -> int | None:
+    """Bytes this process may still take: the kernel's MemAvailable, capped by what a cgroup v2
+    memory limit leaves; None where neither is known."""
+    found = []
+    try:
+        with open("/proc/meminfo") as stream:
+            for line in stream:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as stream:
+            limit = stream.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as stream:
+            used = int(stream.read())
+        if limit != "max":
+            found.append(max(0, int(limit) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
 class Executor(Protocol):
     def build(
         self, jobs: list[UnitJob], model: bytes, out: OutputDir, events: Events
@@ -221,6 +244,7 @@ def _start_worker(setup: _WorkerSetup, connection: Any, claimed: Any) -> None:
     _die_with_parent()
     if os.getppid() != setup.parent:  # the parent died before the line above took effect
         os._exit(1)
+    _leave_stopping_to_the_parent()
     import tensorflow as tf
     from pretrain_records.ops import library
     from pretrain_records.pipeline.tokenize import Tokenizer
@@ -264,6 +288,16 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
+def _leave_stopping_to_the_parent() -> None:
+    """Ctrl-C and a timeout's SIGTERM reach the whole process group: a worker ignores them, so
+    that the build reports the interrupt (130, 143), not a worker dead of it; the parent kills
+    its workers as it stops, and Linux kills them if it dies."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:
     from pretrain_records.pipeline.unit_build import build_units
 
@@ -297,13 +331,15 @@ def _flush_progress() -> None:
     _worker["sent"] = time.monotonic()
 
 
-# `--workers auto` starts one worker process per this many bytes of input passes to build
-# (input bytes x dupe passes), a second from twice as many, up to the cores: each worker costs
-# a TensorFlow start-up (~3 s of a core here), and one process already uses more than a core
-# with tf.data's threads. Measured on 2 cores (bench/end_to_end.py, medians of 3), 2 workers
-# against 1: 0.97x at 20 MB x 1 pass, 1.05x at 20 MB x 2, 1.04x at 20 MB x 5, 1.25x at 64 MB x 1,
-# 1.13x at 64 MB x 5.
+# `--workers auto` starts a second worker process from this many bytes of input passes to build
+# (input bytes x dupe passes), one more per further as many, up to the cores and one per
+# WORKER_MEMORY_BYTES of available memory: each worker costs a TensorFlow start-up (~3 s of a
+# core here) and its own memory, and one process already uses more than a core with tf.data's
+# threads. Measured on 2 cores (bench/end_to_end.py, medians of 3), 2 workers against 1: 0.97x
+# at 20 MB x 1 pass, 1.05x at 20 MB x 2, 1.04x at 20 MB x 5, 1.25x at 64 MB x 1, 1.13x at 64 MB
+# x 5; a worker's peak resident memory was 0.6-0.85 GB.
 AUTO_PASS_BYTES_PER_WORKER = 48 << 20
+WORKER_MEMORY_BYTES = 1 << 30
 
 
 def beam_workers(workers: int | None) -> int:
@@ -322,7 +358,9 @@ def executor_for(
         return Beam(runner, beam_workers(workers), options)
     if workers is None:
         work = sum(job.input_bytes * job.passes() for job in jobs)
-        workers = min(available_cores(), 1 + work // AUTO_PASS_BYTES_PER_WORKER)
+        memory = available_memory()
+        by_memory = max(1, memory // WORKER_MEMORY_BYTES) if memory is not None else 1 << 20
+        workers = min(available_cores(), 1 + work // AUTO_PASS_BYTES_PER_WORKER, by_memory)
     if workers > 1 and len(jobs) > 1:
         return Processes(workers)
     return InProcess()

@@ -30,8 +30,11 @@ reader that trusts manifest.json sees the old build, then no build, then the new
   S6 new manifest in place   | new           | committed: rolled forward (S7)
   S7 old files, journal gone | new           | the new build
 Files whose content does not change (a reused tokenizer, the same config) stay where they are.
-Any error before S6 (ENOSPC, an exception) rolls back at once: the old build is byte-identical
-and `verify`-clean. After a roll back the staged build is published by the next run.
+Any error before S6 (ENOSPC, an exception, Ctrl-C or SIGTERM) rolls back at once: the old build
+is byte-identical and `verify`-clean. After a roll back the staged build is published by the
+next run. From S6 on nothing is rolled back, whatever interrupts: an error there (an object
+store's copy-rename whose delete failed) is a warning, an interrupt stops the run and the next
+run tidies (S7).
 """
 
 from __future__ import annotations
@@ -336,16 +339,19 @@ class OutputDir:
         if not storage.exists(self.private("journal.json")):
             return
         journal = self._valid_journal(_read_json(self.private("journal.json")))
-        current = self.public("manifest.json")
-        committed = storage.exists(current) and storage.file_sha256(current)[1] == journal.get(
-            "manifest_sha256"
-        )
-        if committed:
+        if self._committed(journal):
             log("finishing the publication an earlier run was stopped in")
             self._clean_previous()
         else:
             log("undoing the publication an earlier run was stopped in (the previous build stays)")
             self._roll_back(journal)
+
+    def _committed(self, journal: dict[str, Any]) -> bool:
+        """Whether the published manifest is the one the journal's publication commits."""
+        current = self.public("manifest.json")
+        return storage.exists(current) and (
+            storage.file_sha256(current)[1] == journal.get("manifest_sha256")
+        )
 
     def _valid_journal(self, journal: Any) -> dict[str, Any]:
         """The journal, if it is one this tool wrote: its new names are the staged build's,
@@ -433,10 +439,16 @@ class OutputDir:
         storage.makedirs(self.private("previous"))
         try:
             self._switch(journal, had_manifest=old is not None)
-        except BaseException:
+        except BaseException as error:
+            committed = None  # unknown if the check itself fails: the next run's recover decides
             with contextlib.suppress(Exception):
-                self._roll_back(journal)
-            raise
+                committed = self._committed(journal)
+            if committed is False:
+                with contextlib.suppress(Exception):
+                    self._roll_back(journal)
+            if not committed or not isinstance(error, Exception):
+                raise  # an interrupt after the commit: the new build stands, the next run tidies
+            log(f"warning: the build is published; its last step failed ({error})")
         try:  # committed: what is left is tidying, which the next run would finish
             self._sync()
             self._clean_previous()
@@ -458,6 +470,7 @@ class OutputDir:
             self._move(self.staged(name), self.public(name))
         self._sync()
         self._move(self.staged("manifest.json"), self.public("manifest.json"))
+        testhooks.point("committed")  # a kill, an error or an interrupt from here on: new build
 
     def _move(self, source: str, target: str) -> None:
         self._step()

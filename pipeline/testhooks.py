@@ -1,7 +1,7 @@
 """Test hooks: pause points and fault injection, behind one documented switch.
 
 Production code calls `point(name)` at the steps a test may want to stop or break (each rename
-and unlink of a publication, a unit's first chunk, the merge); `disk_full_after()` and
+and unlink of a publication, its commit, a unit's chunks, the merge); `disk_full_after()` and
 `fail_worker_once()` are the two faults a writer and a Beam worker check. All of them do
 nothing unless the environment variable MPR_TEST_HOOKS is set, to `;`-separated settings:
 

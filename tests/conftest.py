@@ -61,9 +61,11 @@ def invoke(*args: object, check: int | None = 0) -> Any:
     return result
 
 
-def start_paused(point: str, *args: object, hooks: str = "") -> subprocess.Popen:
-    """Starts a build that stops at a test hook's pause point (other `hooks` settings beside);
-    returns once it is there."""
+def start_paused(
+    point: str, *args: object, hooks: str = "", own_group: bool = False
+) -> subprocess.Popen:
+    """Starts a build that stops at a test hook's pause point (other `hooks` settings beside;
+    in a process group of its own with `own_group`); returns once it is there."""
     env = dict(os.environ, MPR_TEST_HOOKS=";".join(filter(None, [f"pause={point}", hooks])))
     process = subprocess.Popen(
         [str(CLI), *map(str, args)],
@@ -71,6 +73,7 @@ def start_paused(point: str, *args: object, hooks: str = "") -> subprocess.Popen
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
+        start_new_session=own_group,
     )
     lines = []
     for line in process.stderr:

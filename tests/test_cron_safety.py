@@ -398,13 +398,23 @@ def is_alive(pid: int) -> bool:
         return False
 
 
-def stopped(process: subprocess.Popen, *signals: signal.Signals) -> tuple[int, str]:
-    """Sends `signals` (a second after each other) and returns the exit code and stderr."""
-    for number, sent in enumerate(signals):
-        if number:
-            time.sleep(1)
-        process.send_signal(sent)
-    _, stderr = process.communicate(timeout=120)
+def stopped(
+    process: subprocess.Popen, *signals: signal.Signals, group: bool = False
+) -> tuple[int, str]:
+    """Sends `signals` (a second after each other; to its whole process group with `group`, as
+    `timeout` and systemd do) and returns the exit code and stderr."""
+    try:
+        for number, sent in enumerate(signals):
+            if number:
+                time.sleep(1)
+            if group:
+                os.killpg(process.pid, sent)
+            else:
+                process.send_signal(sent)
+        _, stderr = process.communicate(timeout=120)
+    except BaseException:
+        kill(process)
+        raise
     return process.returncode, stderr
 
 
@@ -454,7 +464,9 @@ def test_sigterm_with_tensorflow_stuck_ends_after_the_grace_or_a_second_signal(b
     assert shard_hashes(out) == shard_hashes(clean)
 
 
-def test_sigterm_to_a_build_with_workers_stops_them_all(built, three_files, tmp_path):
+def test_sigterm_to_the_group_of_a_build_with_workers_exits_143_and_stops_them(
+    built, three_files, tmp_path
+):
     _, clean = built
     out = tmp_path / "fresh"
     args = (
@@ -467,10 +479,14 @@ def test_sigterm_to_a_build_with_workers_stops_them_all(built, three_files, tmp_
         "--spm-model",
         tmp_path / "model.spm",
     )
-    victim = start_paused("chunk#1", *args, "--workers", 2)
-    workers = living_children(victim.pid)
-    assert len(workers) >= 2
-    code, stderr = stopped(victim, signal.SIGTERM)
+    victim = start_paused("chunk#1", *args, "--workers", 2, own_group=True)
+    try:
+        workers = living_children(victim.pid)
+        assert len(workers) >= 2
+    except BaseException:
+        kill(victim)
+        raise
+    code, stderr = stopped(victim, signal.SIGTERM, group=True)  # workers get it too: ignored
     assert code == 143
     assert one_error_line(stderr) == "make-pretrain-records: error: terminated (SIGTERM)"
     deadline = time.monotonic() + 10
@@ -480,3 +496,25 @@ def test_sigterm_to_a_build_with_workers_stops_them_all(built, three_files, tmp_
     assert not (out / "manifest.json").exists()
     run_cli(*args, "--workers", 2)
     assert shard_hashes(out) == shard_hashes(clean)
+
+
+@pytest.mark.parametrize("hook", ["pause", "raise"])
+def test_an_interrupt_or_error_right_after_the_commit_keeps_the_new_build(built, three_files, hook):
+    """SIGTERM (or an error: an object store's copy-rename whose delete failed) just after the
+    new manifest is in place: nothing is rolled back under it; the next run tidies."""
+    out, clean = built
+    args = ("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    if hook == "pause":
+        code, stderr = stopped(start_paused("committed#1", *args), signal.SIGTERM)
+        assert code == 143 and "terminated (SIGTERM)" in one_error_line(stderr)
+        assert (out / ".mpr" / "journal.json").exists()  # the tidying is left to the next run
+    else:
+        result = run_cli(*args, env={HOOKS: "raise=committed"})
+        assert "warning: the build is published; its last step failed" in result.stderr
+    assert shard_hashes(out) == shard_hashes(clean)
+    run_cli("verify", out)
+    summary = json.loads(run_cli(*args, "--json").stdout)
+    assert summary["status"] == "up-to-date"
+    assert not (out / ".mpr" / "journal.json").exists()
+    assert not (out / ".mpr" / "previous").exists()
+    run_cli("verify", out)

@@ -16,8 +16,9 @@ def jobs(megabytes: int, dupe_factor: int, units: int = 4, masking: str = "stati
     return [UnitJob(f"f{i}", f"k{i}", f"u{i}", (), (size,), config) for i in range(units)]
 
 
-def chosen(workers, todo, monkeypatch, cores=2):
+def chosen(workers, todo, monkeypatch, cores=2, memory_gb=64):
     monkeypatch.setattr(executors, "available_cores", lambda: cores)
+    monkeypatch.setattr(executors, "available_memory", lambda: int(memory_gb * (1 << 30)))
     executor = executors.executor_for("local", workers, {}, todo)
     return executor.workers if isinstance(executor, executors.Processes) else 1
 
@@ -31,6 +32,15 @@ def test_auto_counts_input_bytes_times_dupe_passes(monkeypatch):
     assert chosen(None, jobs(330, 1), monkeypatch, cores=8) == 7
     assert chosen(None, jobs(6400, 1), monkeypatch, cores=8) == 8  # capped by the cores
     assert chosen(None, jobs(6400, 1), monkeypatch, cores=1) == 1
+    assert chosen(None, jobs(6400, 1), monkeypatch, cores=8, memory_gb=3.5) == 3  # 1 GiB each
+    assert chosen(None, jobs(6400, 1), monkeypatch, cores=8, memory_gb=0.5) == 1
+
+
+def test_available_memory_is_at_most_what_the_kernel_reports():
+    with open("/proc/meminfo") as stream:
+        reported = next(int(line.split()[1]) for line in stream if line.startswith("MemAvailable"))
+    memory = executors.available_memory()
+    assert memory is not None and 0 < memory <= reported * 1024 + (512 << 20)  # others move
 
 
 def test_a_number_of_workers_is_taken_as_given_while_there_are_units_to_share(monkeypatch):
