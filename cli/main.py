@@ -275,7 +275,10 @@ def entry() -> None:
         sys.exit(error.exit_code)
     except click.exceptions.Abort as abort:
         cause = abort.__cause__ or abort.__context__
-        _interrupted(cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt())
+        if isinstance(cause, KeyboardInterrupt):
+            _interrupted(cause)
+        click.echo("Aborted!", err=True)  # as click's standalone mode (an EOFError)
+        sys.exit(1)
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt)
     sys.exit(code if isinstance(code, int) else 0)

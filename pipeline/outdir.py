@@ -441,8 +441,8 @@ class OutputDir:
             self._switch(journal, had_manifest=old is not None)
         except BaseException as error:
             committed = None  # unknown if the check itself fails: the next run's recover decides
-            with contextlib.suppress(Exception):
-                committed = self._committed(journal)
+            with contextlib.suppress(Exception):  # (a rebuild may repeat the old manifest)
+                committed = journal["phase"] == "new" and self._committed(journal)
             if committed is False:
                 with contextlib.suppress(Exception):
                     self._roll_back(journal)
