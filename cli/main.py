@@ -137,8 +137,9 @@ def main() -> None:
     default="auto",
     show_default=True,
     help="Units built in parallel: worker processes (local, direct) or Beam workers; auto: up "
-    "to this machine's cores (CPU affinity and cgroup quota respected), one more per 48 MiB of "
-    "input x dupe passes to build (smaller builds run in this process).",
+    "to this machine's cores (CPU affinity and cgroup quota respected) and one per GiB of "
+    "available memory, one more per 48 MiB of input x dupe passes to build (smaller builds run "
+    "in this process).",
 )
 @click.option(
     "--beam-option",
