@@ -20,7 +20,8 @@ from typing import Any
 from pretrain_records.pipeline import testhooks
 from pretrain_records.pipeline.errors import UsageError
 from pretrain_records.pipeline.events import Events
-from pretrain_records.pipeline.executors import available_cores, largest_first
+from pretrain_records.pipeline.executors import largest_first
+from pretrain_records.pipeline.machine import core_share
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
 
@@ -97,6 +98,7 @@ class _BuildUnit:
         """`threads`: tf.data's threads in each worker process (None: the worker's cores)."""
         self.out, self.model, self.jobs, self.threads = out, model, jobs, threads
         self.tokenizer: Any = None
+        self.bundle: list[str] = []
 
     def setup(self) -> None:
         from pretrain_records.ops import library
@@ -113,7 +115,7 @@ class _BuildUnit:
         self.tokenizer = Tokenizer(self.model, name="spm.model")
 
     def start_bundle(self) -> None:
-        self.bundle: list[str] = []
+        self.bundle = []
 
     def process(self, fingerprint: str) -> Any:
         """Collects the bundle's units (built together in finish_bundle, one pipeline)."""
@@ -130,7 +132,7 @@ class _BuildUnit:
         from pretrain_records.pipeline.unit_build import build_units
 
         out = OutputDir(self.out)
-        todo = [fp for fp in sorted(self.bundle) if out.kept_unit(fp) is None]  # a retried bundle
+        todo = [fp for fp in self.bundle if out.kept_unit(fp) is None]  # a retried bundle
         jobs = [self.jobs[fingerprint] for fingerprint in todo]
         claims = iter(largest_first(jobs))
         if jobs:
@@ -205,7 +207,7 @@ class Beam:
         beam = _import_beam()
         # The local runner's worker processes share this machine's cores; elsewhere each
         # worker process uses its own machine's.
-        share = max(1, available_cores() // self.workers) if self.runner == "direct" else None
+        share = core_share(self.workers) if self.runner == "direct" else None
         body = _BuildUnit(out.path, model, {job.fingerprint: job for job in jobs}, share)
         remaining = sorted(body.jobs)
         events.log(f"building {len(jobs)} units on Beam ({self.runner}, {self.workers} workers)")

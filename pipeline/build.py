@@ -101,10 +101,11 @@ def _check_config(out: OutputDir, previous: dict[str, Any] | None, request: Buil
     kept) needs --force, which drops the tool's kept units and trained tokenizer (never a
     published or foreign file)."""
     new = request.config.to_dict()
-    old = (previous or {}).get("config") or out.read_private_json("config.json")
+    kept = out.read_private_json("config.json")  # the config of the units kept in .mpr
+    old = (previous or {}).get("config") or kept
     changed = sorted(k for k in set(old or {}) | set(new) if (old or {}).get(k) != new.get(k))
     # A --force run of this new config was stopped before publishing: resumed, not dropped.
-    confirmed = bool(changed) and out.read_private_json("config.json") == new
+    confirmed = bool(changed) and kept == new
     if old is not None and changed and not (request.force or confirmed):
         raise UsageError(
             f"{out.path} was built with another config (changed: {', '.join(changed)}); "

@@ -14,63 +14,15 @@ import dataclasses
 import os
 import pickle
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from pretrain_records.pipeline.errors import MprError
 from pretrain_records.pipeline.events import Events
+from pretrain_records.pipeline.machine import available_cores, available_memory, core_share
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.planning import human_bytes
 from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
-
-
-def available_cores() -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup CPU quota."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    quota = _cgroup_quota()
-    return max(1, min(cores, quota)) if quota else max(1, cores)
-
-
-def _cgroup_quota() -> int | None:
-    try:  # cgroup v2
-        with open("/sys/fs/cgroup/cpu.max") as stream:
-            limit, period = stream.read().split()[:2]
-        return None if limit == "max" else max(1, -(-int(limit) // int(period)))
-    except (OSError, ValueError):
-        pass
-    try:  # cgroup v1
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as stream:
-            quota = int(stream.read())
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as stream:
-            period = int(stream.read())
-        return None if quota <= 0 else max(1, -(-quota // period))
-    except (OSError, ValueError):
-        return None
-
-
-def available_memory() -> int | None:
-    """Bytes this process may still take: the kernel's MemAvailable, capped by what a cgroup v2
-    memory limit leaves; None where neither is known."""
-    found = []
-    try:
-        with open("/proc/meminfo") as stream:
-            for line in stream:
-                if line.startswith("MemAvailable:"):
-                    found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        with open("/sys/fs/cgroup/memory.max") as stream:
-            limit = stream.read().strip()
-        with open("/sys/fs/cgroup/memory.current") as stream:
-            used = int(stream.read())
-        if limit != "max":
-            found.append(max(0, int(limit) - used))
-    except (OSError, ValueError):
-        pass
-    return min(found) if found else None
 
 
 class Executor(Protocol):
@@ -124,30 +76,58 @@ class Processes:
         events.log(f"building {len(jobs)} units in {count} worker processes")
         context = multiprocessing.get_context("spawn")
         claimed: Any = context.Value("q", 0)
-        threads = max(1, available_cores() // count)
+        threads = core_share(count)
         setup = _WorkerSetup(model, out.path, largest_first(jobs), os.getpid(), threads)
         workers: list[tuple[Any, Any]] = []
+        completed = False
         try:
             for index in range(count):
                 reader, writer = context.Pipe(duplex=False)
                 process = context.Process(
                     target=_worker_main,
-                    args=(index, jobs, setup, writer, claimed),
+                    args=(jobs, setup, writer, claimed),
                     name=f"make-pretrain-records worker {index}",
                     daemon=True,
                 )
                 workers.append((process, reader))
-                process.start()
+                with _stopping_signals_blocked():  # until the worker ignores them
+                    process.start()
                 writer.close()  # the worker's end: closed by the kernel when the worker dies
-            return _collect(workers, events)
+            results = _collect(workers, events)
+            completed = True
+            return results
         finally:
-            for process, _ in workers:  # no lock taken here: a dead worker may hold `claimed`'s
-                if process.pid is not None:
-                    process.kill()
-            for process, reader in workers:
-                if process.pid is not None:
-                    process.join(timeout=10)
-                reader.close()
+            _stop(workers)
+            if not completed:  # units a killed worker left half-built; complete ones stay
+                with contextlib.suppress(Exception):
+                    for job in jobs:
+                        if out.kept_unit(job.fingerprint) is None:
+                            out.drop_partial_unit(job.fingerprint)
+
+
+def _stop(workers: list[tuple[Any, Any]]) -> None:
+    """Kills the workers and waits for them (no lock taken here: a dead worker may hold the
+    shared counter's)."""
+    for process, _ in workers:
+        if process.pid is not None:
+            process.kill()
+    for process, reader in workers:
+        if process.pid is not None:
+            process.join(timeout=10)
+        reader.close()
+
+
+@contextlib.contextmanager
+def _stopping_signals_blocked() -> Iterator[None]:
+    """SIGINT and SIGTERM held back in this thread (a worker started meanwhile inherits the
+    mask, and lifts it once it ignores them: Ctrl-C never reaches a worker half started)."""
+    import signal
+
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _collect(workers: list[tuple[Any, Any]], events: Events) -> list[UnitResult]:
@@ -209,9 +189,7 @@ class _WorkerSetup:
 _worker: dict[str, Any] = {}
 
 
-def _worker_main(
-    index: int, jobs: list[UnitJob], setup: _WorkerSetup, connection: Any, claimed: Any
-) -> None:
+def _worker_main(jobs: list[UnitJob], setup: _WorkerSetup, connection: Any, claimed: Any) -> None:
     """A worker process: starts, builds the units it claims, and sends back its results or
     its error (each message pickled as it is sent, so a failure to pickle is reported too)."""
     try:
@@ -255,13 +233,11 @@ def _start_worker(setup: _WorkerSetup, connection: Any, claimed: Any) -> None:
     tokenizer = Tokenizer(setup.model, name="spm.model")
     tokenizer.threads = setup.threads
     _worker.update(
-        threads=setup.threads,
+        setup=setup,
         tokenizer=tokenizer,
         out=OutputDir(setup.out),
         connection=connection,
         claimed=claimed,
-        order=setup.order,
-        parent=setup.parent,
         pending=[0, 0],
         sent=time.monotonic(),
     )
@@ -269,7 +245,7 @@ def _start_worker(setup: _WorkerSetup, connection: Any, claimed: Any) -> None:
 
 def _claim() -> int | None:
     """The next unit to build (the counter every worker shares); None when none is left."""
-    claimed, order = _worker["claimed"], _worker["order"]
+    claimed, order = _worker["claimed"], _worker["setup"].order
     with claimed.get_lock():
         index = claimed.value
         if index >= len(order):
@@ -296,6 +272,7 @@ def _leave_stopping_to_the_parent() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:
@@ -306,7 +283,13 @@ def _build_in_worker(jobs: list[UnitJob]) -> list[UnitResult]:
         _worker["connection"].send(("log", message))
 
     results = build_units(
-        jobs, _claim, _worker["tokenizer"], _worker["out"], _report, started, _worker["threads"]
+        jobs,
+        _claim,
+        _worker["tokenizer"],
+        _worker["out"],
+        _report,
+        started,
+        _worker["setup"].threads,
     )
     _flush_progress()
     return results
@@ -318,7 +301,7 @@ def _report(input_bytes: int, records: int) -> None:
     pending[0] += input_bytes
     pending[1] += records
     if time.monotonic() - _worker["sent"] > 0.25:
-        if os.getppid() != _worker["parent"]:
+        if os.getppid() != _worker["setup"].parent:
             raise SystemExit("the build that started this worker is gone")
         _flush_progress()
 
@@ -358,9 +341,11 @@ def executor_for(
         return Beam(runner, beam_workers(workers), options)
     if workers is None:
         work = sum(job.input_bytes * job.passes() for job in jobs)
+        caps = [available_cores(), 1 + work // AUTO_PASS_BYTES_PER_WORKER]
         memory = available_memory()
-        by_memory = max(1, memory // WORKER_MEMORY_BYTES) if memory is not None else 1 << 20
-        workers = min(available_cores(), 1 + work // AUTO_PASS_BYTES_PER_WORKER, by_memory)
+        if memory is not None:
+            caps.append(max(1, memory // WORKER_MEMORY_BYTES))
+        workers = min(caps)
     if workers > 1 and len(jobs) > 1:
         return Processes(workers)
     return InProcess()

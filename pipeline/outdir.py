@@ -338,8 +338,8 @@ class OutputDir:
         """Finishes (after its commit) or undoes (before it) a publication a kill interrupted."""
         if not storage.exists(self.private("journal.json")):
             return
-        journal = self._valid_journal(_read_json(self.private("journal.json")))
-        if self._committed(journal):
+        journal, committed = self._valid_journal(_read_json(self.private("journal.json")))
+        if committed:
             log("finishing the publication an earlier run was stopped in")
             self._clean_previous()
         else:
@@ -347,15 +347,19 @@ class OutputDir:
             self._roll_back(journal)
 
     def _committed(self, journal: dict[str, Any]) -> bool:
-        """Whether the published manifest is the one the journal's publication commits."""
+        """Whether the journal's publication was committed: its manifest is in place, put
+        there in phase "new" (a rebuild may repeat the old manifest byte for byte)."""
         current = self.public("manifest.json")
-        return storage.exists(current) and (
-            storage.file_sha256(current)[1] == journal.get("manifest_sha256")
+        return (
+            journal.get("phase") == "new"
+            and storage.exists(current)
+            and storage.file_sha256(current)[1] == journal.get("manifest_sha256")
         )
 
-    def _valid_journal(self, journal: Any) -> dict[str, Any]:
-        """The journal, if it is one this tool wrote: its new names are the staged build's,
-        its old ones the published (or set aside) build's; else DataError, touching nothing."""
+    def _valid_journal(self, journal: Any) -> tuple[dict[str, Any], bool]:
+        """The journal, if it is one this tool wrote (its new names are the staged build's,
+        its old ones the published or set aside build's; else DataError, touching nothing),
+        and whether its publication was committed."""
         path = self.private("journal.json")
         problem = DataError(
             f"{path} is not a publication journal this tool wrote; the tool touches nothing "
@@ -369,22 +373,19 @@ class OutputDir:
         ):
             raise problem
         current, aside = self.public("manifest.json"), self.private("previous", "manifest.json")
-        committed = (
-            storage.exists(current)
-            and storage.file_sha256(current)[1] == journal["manifest_sha256"]
-        )
+        committed = self._committed(journal)
         new = manifest_lib.read(self.path) if committed else self.staged_manifest()
         if not set(journal["new"]) <= set(manifest_lib.owned_files(new) if new else {}):
             raise problem
         if committed:  # only previous/ is left to remove, as a whole
-            return journal
+            return journal, True
         old = self.published_manifest() if storage.exists(current) else None
         if old is None and storage.exists(aside):
             with contextlib.suppress(Exception):
                 old = manifest_lib.parse(storage.read_bytes(aside), self.path)
         if not set(journal["old"]) <= set(manifest_lib.owned_files(old) if old else {}):
             raise problem
-        return journal
+        return journal, False
 
     def stage_manifest(self, manifest: dict[str, Any]) -> None:
         """Writes the staged build's manifest: from now on the staged build is complete."""
@@ -392,13 +393,12 @@ class OutputDir:
 
     def check_staged(self, manifest: dict[str, Any]) -> None:
         """Every staged file is there with the size and sha256 its manifest gives (DataError
-        naming the first that is not: the staged build is then not published)."""
+        naming the first that is not: the staged build is then not published). On an object
+        store only sizes are compared, as in `check_owned`: hashing would download the build."""
         for name, entry in manifest_lib.owned_files(manifest).items():
             path = self.staged(name)
-            if not storage.exists(path) or storage.file_sha256(path) != (
-                entry["bytes"],
-                entry["sha256"],
-            ):
+            intact = storage.exists(path) and storage.size(path) == entry["bytes"]
+            if not intact or not (self.remote or storage.file_sha256(path)[1] == entry["sha256"]):
                 raise DataError(f"{path} does not match the staged manifest")
 
     def publish(self, log: Log) -> None:
@@ -441,8 +441,8 @@ class OutputDir:
             self._switch(journal, had_manifest=old is not None)
         except BaseException as error:
             committed = None  # unknown if the check itself fails: the next run's recover decides
-            with contextlib.suppress(Exception):  # (a rebuild may repeat the old manifest)
-                committed = journal["phase"] == "new" and self._committed(journal)
+            with contextlib.suppress(Exception):
+                committed = self._committed(journal)
             if committed is False:
                 with contextlib.suppress(Exception):
                     self._roll_back(journal)

@@ -26,7 +26,7 @@ import tensorflow as tf
 from pretrain_records.pipeline import chunks, documents, features, sentences, testhooks
 from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.documents import ReadStats
-from pretrain_records.pipeline.executors import available_cores
+from pretrain_records.pipeline.machine import available_cores
 from pretrain_records.pipeline.tokenize import Tokenizer
 from pretrain_records.pipeline.unit_job import UnitJob
 

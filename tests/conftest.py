@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -76,12 +77,43 @@ def start_paused(
         start_new_session=own_group,
     )
     lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if line.startswith("MPR-PAUSED"):
-            return process
+    deadline = threading.Timer(300, process.kill)  # a run that hangs before its point
+    deadline.start()
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if line.startswith("MPR-PAUSED"):
+                return process
+    finally:
+        deadline.cancel()
     process.wait()
     raise AssertionError(f"the run ended before {point}:\n{''.join(lines)}")
+
+
+def worker_pids(pid: int) -> set[int]:
+    """The live worker processes of build `pid` (multiprocessing's resource tracker aside)."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as listing:
+            found.update(int(child) for child in listing.read().split())
+    return {child for child in found if is_alive(child) and _is_worker(child)}
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"spawn_main" in cmdline.read()
+    except FileNotFoundError:
+        return False
+
+
+def is_alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def one_error_line(stderr: str) -> str:

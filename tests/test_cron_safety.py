@@ -20,10 +20,12 @@ from tests.conftest import (
     CLI,
     corpus,
     invoke,
+    is_alive,
     one_error_line,
     run_cli,
     shard_hashes,
     start_paused,
+    worker_pids,
 )
 
 HOOKS = "MPR_TEST_HOOKS"
@@ -382,32 +384,6 @@ def test_unwritable_output_exits_1_with_a_clear_message(tmp_path):
     assert f"{blocker}/out" in one_error_line(result.stderr)
 
 
-def living_children(pid: int) -> set[int]:
-    """The child processes of `pid` that are alive (zombies aside)."""
-    found = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as listing:
-            found.update(int(child) for child in listing.read().split())
-    return {child for child in found if is_alive(child)}
-
-
-def is_worker(pid: int) -> bool:
-    """A build's worker process (multiprocessing's resource tracker aside)."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"spawn_main" in cmdline.read()
-    except FileNotFoundError:
-        return False
-
-
-def is_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def stopped(
     process: subprocess.Popen, *signals: signal.Signals, group: bool = False
 ) -> tuple[int, str]:
@@ -491,7 +467,7 @@ def test_sigterm_to_the_group_of_a_build_with_workers_exits_143_and_stops_them(
     )
     victim = start_paused("chunk#1", *args, "--workers", 2, own_group=True)
     try:
-        workers = {pid for pid in living_children(victim.pid) if is_worker(pid)}
+        workers = worker_pids(victim.pid)
         assert len(workers) == 2
         code, stderr = stopped(victim, signal.SIGTERM, group=True)  # workers get it: ignored
         assert code == 143
@@ -527,4 +503,19 @@ def test_an_interrupt_or_error_right_after_the_commit_keeps_the_new_build(built,
     assert summary["status"] == "up-to-date"
     assert not (out / ".mpr" / "journal.json").exists()
     assert not (out / ".mpr" / "previous").exists()
+    run_cli("verify", out)
+
+
+def test_a_staged_build_changed_before_its_publication_is_merged_again(built, three_files):
+    """A run stopped before publishing leaves a staged build; a shard of it changed meanwhile
+    is not published as it is: the next run merges again."""
+    out, clean = built
+    args = ("build", three_files, "-o", out, *ARGS, *SMALL_UNITS)
+    kill(start_paused("publish#1", *args))
+    staged = sorted((out / ".mpr" / "staging").glob("train-*"))
+    assert staged
+    staged[0].write_bytes(staged[0].read_bytes()[:-1] + b"\0")
+    result = run_cli(*args)
+    assert f"merging again: {staged[0]} does not match the staged manifest" in result.stderr
+    assert shard_hashes(out) == shard_hashes(clean)
     run_cli("verify", out)

@@ -3,7 +3,7 @@ share (in-process: no build runs)."""
 
 from __future__ import annotations
 
-from pretrain_records.pipeline import executors
+from pretrain_records.pipeline import executors, machine
 from pretrain_records.pipeline.config import resolve
 from pretrain_records.pipeline.unit_job import UnitJob
 
@@ -39,7 +39,7 @@ def test_auto_counts_input_bytes_times_dupe_passes(monkeypatch):
 def test_available_memory_is_at_most_what_the_kernel_reports():
     with open("/proc/meminfo") as stream:
         reported = next(int(line.split()[1]) for line in stream if line.startswith("MemAvailable"))
-    memory = executors.available_memory()
+    memory = machine.available_memory()
     assert memory is not None and 0 < memory <= reported * 1024 + (512 << 20)  # others move
 
 

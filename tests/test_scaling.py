@@ -10,7 +10,16 @@ import signal
 
 import pytest
 
-from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes, start_paused
+from tests.conftest import (
+    corpus,
+    invoke,
+    is_alive,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    start_paused,
+    worker_pids,
+)
 
 ARGS = ["--input-format", "jsonl", "--language", "ko", "--max-seq-length", 64, "--dupe-factor", 2]
 ARGS += ["--max-predictions-per-seq", 10, "--unit-bytes", 60000, "--sentence-task", "nsp"]
@@ -155,11 +164,12 @@ def test_a_worker_killed_mid_build_fails_the_build_at_once_and_a_rerun_builds_it
     out = tmp_path / "out"
     args = [*with_model(reference), "--workers", 2]
     build = start_paused("chunk", "build", big_jsonl, "-o", out, *args)
-    workers = [int(pid) for pid in _children(build.pid) if _is_worker(int(pid))]
+    workers = sorted(worker_pids(build.pid))
     try:
         assert len(workers) == 2, workers
         os.kill(workers[0], signal.SIGKILL)
         _, stderr = build.communicate(timeout=120)
+        left_behind = [pid for pid in workers if is_alive(pid)]  # before the clean-up below
     finally:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
@@ -167,28 +177,10 @@ def test_a_worker_killed_mid_build_fails_the_build_at_once_and_a_rerun_builds_it
         build.kill()
     assert build.returncode == 1
     assert f"worker process {workers[0]} died (killed by SIGKILL" in one_error_line(stderr)
-    assert not [pid for pid in workers if _alive(pid)]
+    assert left_behind == []
     invoke("build", big_jsonl, "-o", out, *args)
     invoke("build", big_jsonl, "-o", tmp_path / "whole", *with_model(reference), "--workers", 1)
     assert shard_hashes(out) == shard_hashes(tmp_path / "whole")
-
-
-def _children(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/task/{pid}/children") as stream:
-        return stream.read().split()
-
-
-def _is_worker(pid: int) -> bool:
-    with open(f"/proc/{pid}/cmdline", "rb") as stream:
-        return b"spawn_main" in stream.read()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stream:
-            return stream.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_a_workers_data_error_is_the_builds_one_line_error(tmp_path, big_jsonl, reference):
@@ -201,6 +193,5 @@ def test_a_workers_data_error_is_the_builds_one_line_error(tmp_path, big_jsonl, 
     out = tmp_path / "out"
     result = run_cli("build", broken, "-o", out, *with_model(reference), "--workers", 2, check=1)
     assert f"error: {broken}:34: invalid JSON (" in one_error_line(result.stderr)
-    units = out / ".mpr" / "units"
-    for unit in units.iterdir() if units.exists() else []:
-        assert (unit / "unit.json").exists(), unit
+    units = list((out / ".mpr" / "units").iterdir())
+    assert all((unit / "unit.json").exists() for unit in units), units  # no half-built unit
