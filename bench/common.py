@@ -1,4 +1,8 @@
-"""What the benchmarks share: corpora, the CLI, timed runs with the process tree's peak memory."""
+"""What the benchmarks share: corpora, the CLI, timed runs with the process tree's peak memory.
+
+The large corpora are not in the repository: they are read from `../shared/corpora/bench`
+beside the checkout. Small ones come from the repository's `tests/data` (`SAMPLES`).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "corpora" / "bench"
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO.parent / "shared" / "corpora" / "bench"
+SAMPLES = REPO / "tests" / "data"  # plain paths: bench never imports tests/conftest.py
 CLI = Path(sys.executable).with_name("make-pretrain-records")
 BOOKS = 60  # the first 60 Gutenberg books (sorted by name): about 20 MB of text
 

@@ -1,6 +1,6 @@
 """Loader throughput (examples per second), static records vs dynamic masking, one run.
 
-Records: 128-token SOP instances built by the CLI from the Korean NSMC sample (`../shared/corpora`).
+Records: 128-token SOP instances built by the CLI from the Korean NSMC sample (`tests/data`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import tensorflow as tf
 from pretrain_records.pipeline.loader import load_dataset
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpora/ko/nsmc_reviews_sample.txt"
+CORPUS = common.SAMPLES / "ko" / "nsmc_reviews_sample.txt"
 CLI = Path(sys.executable).with_name("make-pretrain-records")
 BATCH = 64
 

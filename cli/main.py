@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
@@ -27,16 +29,93 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"make-pretrain-records: error: {message}", err=True)
+_JSON_ERRORS = "pretrain_records.json_errors"  # click context meta: --json was given
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators: a file name may
+# hold any of them, and printed raw they would break the one line an error is.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_AT_LINE = re.compile(r"(.+):(\d+)", re.DOTALL)
+_JSON_REPORTED = threading.Event()  # a failure was reported as JSON: never a second one
+
+
+def one_line(message: str) -> str:
+    """`message` with control characters shown escaped (`\\n`, `\\x1b`): always one line."""
+    return _CONTROL.sub(lambda m: _ESCAPES.get(m[0]) or _escape(ord(m[0])), message)
+
+
+def _escape(code: int) -> str:
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def error_location(message: str) -> tuple[str | None, int | None]:
+    """(file, line) that a message starting `PATH:LINE: ` or `PATH: ` names, PATH an existing
+    local path (the longest such prefix); (None, None) when it names none."""
+    found: tuple[str | None, int | None] = (None, None)
+    at = message.find(": ")
+    while at > 0:
+        head = message[:at]
+        numbered = _AT_LINE.fullmatch(head)
+        if numbered and os.path.lexists(numbered[1]):
+            found = numbered[1], int(numbered[2])
+        elif os.path.lexists(head):
+            found = head, None
+        at = message.find(": ", at + 1)
+    return found
+
+
+def _json_errors() -> bool:
+    """Whether the running command was given --json (its failures then print JSON too)."""
+    context = click.get_current_context(silent=True)
+    return bool(context is not None and context.meta.get(_JSON_ERRORS))
+
+
+def _fail(
+    message: str,
+    code: int,
+    *,
+    path: str | None = None,
+    line: int | None = None,
+    as_json: bool | None = None,
+) -> NoReturn:
+    """Ends the command: one error line on stderr, exit `code`; under --json also one object
+    {"status": "error", "exit_code", "message", "file", "line"} on stdout (file and line null
+    when unknown; from `path` / `line`, else from the message's `PATH:LINE: ` start)."""
+    click.echo(f"make-pretrain-records: error: {one_line(message)}", err=True)
+    if _json_errors() if as_json is None else as_json:
+        _echo_json_error(message, code, path, line)
     sys.exit(code)
 
 
-def _interrupted(interrupt: KeyboardInterrupt) -> NoReturn:
+def _json_error(message: str, code: int, path: str | None, line: int | None) -> str | None:
+    """A failure as one JSON object, for `--json >> log.jsonl` consumers; None once one was
+    made: a run stopped by a signal may end twice (its own error, then the stop watcher)."""
+    if _JSON_REPORTED.is_set():
+        return None
+    _JSON_REPORTED.set()
+    if path is None:
+        path, line = error_location(message)
+    report = {"status": "error", "exit_code": code, "message": message}
+    return json.dumps({**report, "file": path, "line": line}, sort_keys=True)
+
+
+def _echo_json_error(message: str, code: int, path: str | None, line: int | None) -> None:
+    report = _json_error(message, code, path, line)
+    if report is not None:
+        click.echo(report)
+
+
+def _json_hard_stop(message: str, code: int) -> None:
+    """The stop watcher's report under --json: written past Python's stdout buffer, which the
+    stuck main thread may hold."""
+    report = _json_error(message, code, None, None)
+    if report is not None:
+        os.write(1, f"{report}\n".encode())
+
+
+def _interrupted(interrupt: KeyboardInterrupt, as_json: bool | None = None) -> NoReturn:
     terminated = isinstance(interrupt, stop_signals.Terminated)
-    _fail(
-        "terminated (SIGTERM)" if terminated else "interrupted", stop_signals.exit_code(interrupt)
-    )
+    message = "terminated (SIGTERM)" if terminated else "interrupted"
+    _fail(message, stop_signals.exit_code(interrupt), as_json=as_json)
 
 
 @contextmanager
@@ -46,10 +125,12 @@ def _reported_errors(verbose: bool = False) -> Iterator[None]:
     try:
         yield
     except MprError as error:
-        _fail(str(error), error.exit_code)
+        _fail(str(error), error.exit_code, path=error.path, line=error.line)
     except OSError as error:
-        where = f"{error.filename}: " if getattr(error, "filename", None) else ""
-        _fail(f"{where}{error.strerror or error}", 1)
+        name = getattr(error, "filename", None)
+        where = f"{name}: " if name else ""
+        path = os.fsdecode(name) if isinstance(name, (str, bytes)) and name else None
+        _fail(f"{where}{error.strerror or error}", 1, path=path)
     except KeyboardInterrupt as interrupt:
         _interrupted(interrupt)
     except click.ClickException:
@@ -164,6 +245,8 @@ def build(
     **values: Any,
 ) -> None:
     """Build sharded TFRecords from INPUTS (files, globs, directories; local or gs://)."""
+    click.get_current_context().meta[_JSON_ERRORS] = as_json
+    _JSON_REPORTED.clear()  # a new run (several may run in one process, as tests do)
     config = _resolve(config_file, values)
     options = []
     for item in beam_options:
@@ -221,6 +304,7 @@ def train_tokenizer(
     with _reported_errors():
         from pretrain_records.pipeline import training
 
+        training.check_prefix(prefix, config.language)  # before reading any input
         training.train_tokenizer_files(list(inputs), config, prefix)
     click.echo(f"wrote {prefix}.model and {prefix}.vocab", err=True)
 
@@ -251,35 +335,60 @@ def inspect(path: str, count: int, with_stats: bool, sample: int) -> None:
 
 @main.command()
 @click.argument("out")
-def verify(out: str) -> None:
-    """Check every file of OUT against its manifest (records, bytes, sha256); exit 0 or 1."""
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Skip the records' CRCs: sizes, sha256 and record counts (from the frames) only.",
+)
+def verify(out: str, quick: bool) -> None:
+    """Check every file of OUT against its manifest (bytes, sha256, record counts) and every
+    record's CRCs; exit 0 or 1."""
     with _reported_errors():
         from pretrain_records.pipeline import inspection
 
-        problems = inspection.verify(out)
+        problems = inspection.verify(out, quick=quick)
     for problem in problems:
-        click.echo(f"make-pretrain-records: verify: {problem}", err=True)
+        click.echo(f"make-pretrain-records: verify: {one_line(problem)}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"{out}: every file matches the manifest")
+    checked = "(record CRCs not checked)" if quick else "and every record's CRCs"
+    click.echo(f"{out}: every file matches the manifest {checked}")
 
 
 def entry() -> None:
     """The console script: the command, stoppable by SIGTERM as by Ctrl-C (`stop_signals`); an
     interrupt outside a command's own error handling (its imports, its summary) still gets its
     exit code, not click's "Aborted!" and 1."""
-    stop_signals.install(testhooks.stop_grace())
+    # Failures outside a command's own handling (click's usage errors, an interrupt while it
+    # imports, a hard stop) know no context: --json is read from the arguments.
+    as_json = asks_json(sys.argv[1:])
+    stop_signals.install(testhooks.stop_grace(), _json_hard_stop if as_json else None)
     try:
         code = main.main(standalone_mode=False)
     except click.ClickException as error:
         error.show()
+        if as_json:
+            _echo_json_error(error.format_message(), error.exit_code, None, None)
         sys.exit(error.exit_code)
     except click.exceptions.Abort as abort:
         cause = abort.__cause__ or abort.__context__
         if isinstance(cause, KeyboardInterrupt):
-            _interrupted(cause)
+            _interrupted(cause, as_json)
         click.echo("Aborted!", err=True)  # as click's standalone mode (an EOFError)
+        if as_json:
+            _echo_json_error("aborted", 1, None, None)
         sys.exit(1)
     except KeyboardInterrupt as interrupt:
-        _interrupted(interrupt)
+        _interrupted(interrupt, as_json)
+    except Exception as error:  # a bug outside a command's error handling: its traceback stays
+        if as_json:
+            _echo_json_error(f"unexpected {type(error).__name__}: {error}", 1, None, None)
+        raise
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def asks_json(argv: list[str]) -> bool:
+    """Whether a command line runs `build` with --json (options before a `--` only)."""
+    words = argv[: argv.index("--")] if "--" in argv else argv
+    commands = [w for w in words if not w.startswith("-")]
+    return bool(commands) and commands[0] == "build" and "--json" in words

@@ -19,6 +19,7 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 GRACE_SECONDS = 30.0
 _STOPPING = (signal.SIGINT, signal.SIGTERM)
@@ -33,9 +34,12 @@ def exit_code(interrupt: KeyboardInterrupt) -> int:
     return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
 
 
-def install(grace_seconds: float | None = None) -> None:
+def install(
+    grace_seconds: float | None = None, on_hard_stop: Callable[[str, int], None] | None = None
+) -> None:
     """Installs the SIGTERM and SIGINT handlers and the watcher (the command's process only: the
-    console script's entry calls it, never an in-process test runner)."""
+    console script's entry calls it, never an in-process test runner). `on_hard_stop(message,
+    exit code)` is called by the watcher just before it ends the process (`--json` reports)."""
     if threading.current_thread() is not threading.main_thread():
         return
     grace = GRACE_SECONDS if grace_seconds is None else grace_seconds
@@ -45,7 +49,9 @@ def install(grace_seconds: float | None = None) -> None:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGINT, _raise_interrupt)
     watcher = threading.Thread(
-        target=_watch, args=(read_end, grace), name="make-pretrain-records stop watcher"
+        target=_watch,
+        args=(read_end, grace, on_hard_stop),
+        name="make-pretrain-records stop watcher",
     )
     watcher.daemon = True
     watcher.start()
@@ -59,7 +65,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt("SIGINT")
 
 
-def _watch(read_end: int, grace: float) -> None:
+def _watch(read_end: int, grace: float, on_hard_stop: Callable[[str, int], None] | None) -> None:
     """Waits for a stopping signal; then ends the process at the second one or after `grace`
     seconds, whichever comes first (a run that stops by itself never gets there)."""
     seen: list[int] = []
@@ -76,9 +82,11 @@ def _watch(read_end: int, grace: float) -> None:
         reason = f"still running {grace:g} s after {signal.Signals(seen[0]).name}"
     else:
         reason = f"a second {signal.Signals(seen[1]).name}"
+    message = f"stopped at once ({reason}); a rerun resumes"
     try:
-        message = f"make-pretrain-records: error: stopped at once ({reason}); a rerun resumes\n"
-        os.write(2, message.encode())
+        os.write(2, f"make-pretrain-records: error: {message}\n".encode())
+        if on_hard_stop is not None:
+            on_hard_stop(message, 128 + seen[0])
     except Exception:  # noqa: BLE001, S110 - a closed stderr must not keep the run alive
         pass
     finally:

@@ -62,11 +62,15 @@ def make_instances(
       cls_id, sep_id: the ``[CLS]`` and ``[SEP]`` ids.
 
     Returns:
-      A dict of int32 tensors (``pipeline.features.batch_signature``):
+      A dict of int32 tensors:
       ``input_ids``, ``segment_ids``, ``token_boundary`` ``[N, L]``
       (``[CLS] A [SEP] B [SEP]`` or ``[CLS] A [SEP]``, then 0s; segment 1 for
       ``B [SEP]``; the first token of each segment starts a word), ``length``
-      and ``label`` ``[N]``.
+      and ``label`` ``[N]``, and ``own_tokens`` ``[N]``: the tokens each row
+      carries from its own document (A, and B unless it is ``nsp``'s random
+      segment from another document; ``[CLS]``/``[SEP]`` not counted). Their sum
+      is at most the tokens of the chunk's documents (of ``documents``); the
+      rest was left out by truncation (and ``sop``'s one-token documents).
 
     Raises:
       tf.errors.InvalidArgumentError: invalid settings or arrays (the message
@@ -77,10 +81,10 @@ def make_instances(
       >>> rows = make_instances(
       ...     [10, 11, 12, 13, 14], [1, 0, 1, 1, 1], [3, 2], [2], [1, 2],
       ...     max_seq_length=8, short_seq_prob=0.0, sentence_task="sop", cls_id=2, sep_id=3)
-      >>> rows["input_ids"].shape, int(rows["length"][0])
-      (TensorShape([1, 8]), 8)
+      >>> rows["input_ids"].shape, int(rows["length"][0]), int(rows["own_tokens"][0])
+      (TensorShape([1, 8]), 8, 5)
     """
-    input_ids, segment_ids, token_boundary, lengths, labels = op_library.load().make_instances(
+    input_ids, segment_ids, token_boundary, lengths, labels, own = op_library.load().make_instances(
         token_ids,
         _as_int8(word_starts),
         sentence_lengths,
@@ -99,4 +103,5 @@ def make_instances(
         "token_boundary": token_boundary,
         "length": lengths,
         "label": labels,
+        "own_tokens": own,
     }

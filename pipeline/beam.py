@@ -12,13 +12,14 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 from pretrain_records.pipeline import testhooks
-from pretrain_records.pipeline.errors import UsageError
+from pretrain_records.pipeline.errors import MprError, UsageError, error_classes
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.executors import largest_first
 from pretrain_records.pipeline.machine import core_share
@@ -51,22 +52,65 @@ def _quiet() -> bool:
 
 
 @contextlib.contextmanager
-def _stderr_silenced(silence: bool) -> Iterator[None]:
-    """Beam's worker processes log to the stderr they inherit whatever their log level; under
-    -q their output goes to a discarded temp file (our own error line comes after)."""
-    if not silence:
-        yield
-        return
+def _stderr_held(silence: bool) -> Iterator[None]:
+    """Beam's worker processes log to the stderr they inherit, whatever their log level
+    (start-up chatter, a failed bundle's traceback twice over): their output goes to a temp
+    file, given back on stderr only when the run fails with an error that is not the tool's
+    own (which the build reports in one line); under -q it is always dropped."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield
+        except Exception as error:
+            if not silence and our_error(error) is None:
+                sys.stderr.flush()
+                sink.seek(0)
+                os.write(saved, sink.read()[-(64 << 10) :])
+            raise
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+# How the tool's own errors come out of Beam: raised as they are (with " [while running
+# 'Build']" appended), or as a RuntimeError whose text holds the worker's traceback.
+_OURS = re.compile(r"\b(\w+Error): (.+?)(?: \[while running '[^']*'\])*\s*$", re.MULTILINE)
+
+
+def our_error(error: BaseException) -> MprError | None:
+    """The tool's error (a DataError naming the file and line) that a unit raised inside
+    Beam, rebuilt from what Beam raised with it; None when `error` carries none."""
+    texts, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, MprError):
+            texts.append(f"{type(current).__name__}: {current}")
+        texts.append(str(current))
+        current = current.__cause__ or current.__context__
+    classes = error_classes()
+    for text in texts:
+        found = [m for m in _OURS.finditer(text) if m.group(1) in classes]
+        if found:
+            name, message = found[-1].group(1), found[-1].group(2).strip()
+            return classes[name](message)
+    return None
+
+
+@contextlib.contextmanager
+def _beam_errors_unlogged() -> Iterator[None]:
+    """Beam logs a failed bundle's traceback (dozens of lines) before raising it; the build
+    reports the error itself, in one line, so those logs are held back meanwhile."""
+    logger = logging.getLogger("apache_beam")
+    level = logger.level
+    logger.setLevel(max(logging.CRITICAL, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def pipeline_options(runner: str, workers: int, extra: dict[str, str]) -> tuple[Any, Any]:
@@ -215,10 +259,13 @@ class Beam:
             beam_runner, beam_options = pipeline_options(self.runner, self.workers, self.options)
             try:
                 job = _pipeline(beam, beam_runner, beam_options, remaining, body)
-                with _stderr_silenced(_quiet()):
+                with _stderr_held(_quiet()), _beam_errors_unlogged():
                     job.run().wait_until_finish()
                 break
             except Exception as error:  # a worker failure surfaces here, whatever its type
+                ours = our_error(error)
+                if ours is not None:  # bad input fails again on a retry: reported at once
+                    raise ours from None
                 remaining = [fp for fp in remaining if out.kept_unit(fp) is None]
                 if not remaining:
                     break

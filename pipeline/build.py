@@ -27,7 +27,7 @@ from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.tokenizer_source import load_given, obtain
-from pretrain_records.pipeline.unit_job import RECORDS_VERSION, UnitJob, UnitResult
+from pretrain_records.pipeline.unit_job import RECORDS_VERSION, TokenCounts, UnitJob, UnitResult
 from pretrain_records.pipeline.version import VERSION
 
 # Keys that change no kept record: the merge's shard count and compression.
@@ -60,6 +60,8 @@ class Plan:
     vocab: bytes
     tokenizer_origin: str
     skipped: inputs.Skipped
+    tokenizer_sample: dict[str, int] | None = None  # a trained tokenizer's training sample
+    damaged: int = 0  # kept units found damaged, built again
 
 
 def run(request: BuildRequest, events: Events) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
         out.check_foreign(previous)
         if previous is not None:
             out.check_owned(previous)
-        _check_config(out, previous, request)
+        _check_config(out, previous, request, given)
         plan = _plan(request, out, found, skipped, given, events)
         results = _build_missing(request, out, plan, events)
         manifest = _stage(request, out, plan, results, events)
@@ -96,22 +98,44 @@ def _input_paths(request: BuildRequest, found: list[inputs.InputFile]) -> list[s
     return [f.path for f in found] + [p for p in given if p]
 
 
-def _check_config(out: OutputDir, previous: dict[str, Any] | None, request: BuildRequest) -> None:
-    """Output of another config (the published build's, else that of units a killed run
-    kept) needs --force, which drops the tool's kept units and trained tokenizer (never a
-    published or foreign file)."""
-    new = request.config.to_dict()
-    kept = out.read_private_json("config.json")  # the config of the units kept in .mpr
-    old = (previous or {}).get("config") or kept
+def config_identity(config: dict[str, Any], model_sha256: str | None) -> dict[str, Any]:
+    """What a config means for the kept records: every key but the merge's (`num_shards`,
+    `compression`: they change no kept record), and a given tokenizer by its bytes' sha256, not
+    by how its path is spelled (`./spm/m.model` one night, an absolute path the next)."""
+    identity = {k: v for k, v in config.items() if k not in MERGE_ONLY_KEYS}
+    identity["spm_model"] = f"sha256:{model_sha256}" if model_sha256 else None
+    return identity
+
+
+def _published_identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    tokenizer = manifest.get("tokenizer") or {}
+    given = tokenizer.get("sha256") if tokenizer.get("origin") == "given" else None
+    return config_identity(manifest["config"], given)
+
+
+def _check_config(
+    out: OutputDir,
+    previous: dict[str, Any] | None,
+    request: BuildRequest,
+    given: tokenize.Tokenizer | None,
+) -> None:
+    """Output of another config needs --force, which drops the tool's kept units and trained
+    tokenizer (never a published or foreign file). Only a published build is protected: units
+    kept by a run that published nothing (a first build that failed) are dropped when the config
+    changes, and a --force run of this config that was stopped before publishing is resumed."""
+    model_sha = hashlib.sha256(given.model_proto).hexdigest() if given else None
+    new = config_identity(request.config.to_dict(), model_sha)
+    kept = out.read_private_json("config.json")  # the identity of the units kept in .mpr
+    old = _published_identity(previous) if previous is not None else None
     changed = sorted(k for k in set(old or {}) | set(new) if (old or {}).get(k) != new.get(k))
-    # A --force run of this new config was stopped before publishing: resumed, not dropped.
+    changed = ["spm_model (its bytes)" if k == "spm_model" else k for k in changed]
     confirmed = bool(changed) and kept == new
     if old is not None and changed and not (request.force or confirmed):
         raise UsageError(
             f"{out.path} was built with another config (changed: {', '.join(changed)}); "
             "rerun with --force to rebuild it"
         )
-    if (request.force or changed) and not confirmed:
+    if (request.force and not confirmed) or (kept is not None and kept != new):
         out.forget_kept()
     out.write_private_json(new, "config.json")
 
@@ -162,7 +186,7 @@ def _plan(
             "(use sentence_task: sop)"
         )
     pieces = [f.piece(info) for f in files for info in f.pieces]
-    tokenizer, vocab, origin = obtain(config, given, out, pieces, events.log)
+    tokenizer, vocab, origin, sample = obtain(config, given, out, pieces, events.log)
     out.check_inputs(
         _input_paths(request, found),
         {
@@ -183,20 +207,44 @@ def _plan(
         )
         for unit in units
     ]
-    kept = {}
-    for job in jobs:
-        record = out.kept_unit(job.fingerprint)
-        if record is not None:
-            kept[job.fingerprint] = UnitResult.from_json(record)
+    kept, damaged = _kept_units(out, jobs, events)
     events.log(
         f"{len(found)} input files, {len(jobs)} work units "
         f"({len(kept)} kept from an earlier run, {len(jobs) - len(kept)} to build)"
     )
-    return Plan(files, jobs, kept, tokenizer, vocab, origin, skipped)
+    return Plan(files, jobs, kept, tokenizer, vocab, origin, skipped, sample, damaged)
+
+
+def _kept_units(
+    out: OutputDir, jobs: list[UnitJob], events: Events
+) -> tuple[dict[str, UnitResult], int]:
+    """The complete kept units of the plan, each run checked against its recorded sha256 (a
+    damaged one, a byte flipped on disk, is dropped to be built again: never merged); and how
+    many were damaged."""
+    records = [(job, out.kept_unit(job.fingerprint)) for job in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashing releases the GIL
+        problems = list(
+            pool.map(lambda item: out.damaged_runs(item[1]) if item[1] else None, records)
+        )
+    kept, damaged = {}, 0
+    for (job, record), problem in zip(records, problems, strict=True):
+        if record is None:
+            continue
+        try:
+            result = UnitResult.from_json(record)
+        except (ValueError, TypeError, KeyError) as error:
+            problem = problem or f"unit.json: {error}"
+        if problem is not None:
+            damaged += 1
+            events.log(f"kept unit {job.label} is damaged ({problem}): building it again")
+            out.drop_partial_unit(job.fingerprint)
+            continue
+        kept[job.fingerprint] = result
+    return kept, damaged
 
 
 def _fingerprint(config: BuildConfig, tokenizer_sha: str, key: str) -> str:
-    settings = {k: v for k, v in config.to_dict().items() if k not in MERGE_ONLY_KEYS}
+    settings = config_identity(config.to_dict(), None)  # the tokenizer joins by its sha256
     document = {
         "records": RECORDS_VERSION,
         "plan": planning.PLAN_VERSION,
@@ -289,8 +337,10 @@ def _stage(
 
 
 def _build_id(plan: Plan, shards: int) -> str:
+    config = plan.jobs[0].config.to_dict() if plan.jobs else {}
     document = {
-        "config": plan.jobs[0].config.to_dict() if plan.jobs else {},
+        "config": config_identity(config, None),
+        "merge": {k: config.get(k) for k in MERGE_ONLY_KEYS},
         "units": [job.fingerprint for job in plan.jobs],
         "shards": shards,
         "format": manifest_lib.FORMAT,
@@ -332,6 +382,7 @@ def _manifest(
         "tokenizer": {
             "file": "spm.model",
             "origin": plan.tokenizer_origin,
+            "sample": plan.tokenizer_sample,
             "sha256": hashlib.sha256(tokenizer.model_proto).hexdigest(),
             "vocab_size": tokenizer.vocab_size,
             "cls_id": tokenizer.cls_id,
@@ -346,6 +397,10 @@ def _manifest(
             "records": sum(s["records"] for s in shards),
             "bytes": sum(s["bytes"] for s in shards),
             "documents": stats.documents,
+            # Per pass: the input's tokens, those the records carry from their own documents
+            # (over all passes / passes, rounded down), and the difference: dropped by
+            # truncation (and SOP's one-token documents).
+            "tokens": TokenCounts.total(r.tokens for r in results).per_pass(),
         },
         "skipped": _skipped(stats, plan.skipped),
         "reused_units": sorted(plan.kept),
@@ -373,10 +428,17 @@ def _summary(
         "output": request.out,
         "records": manifest.get("totals", {}).get("records", 0),
         "documents": manifest.get("totals", {}).get("documents", 0),
+        "tokens": manifest.get("totals", {}).get("tokens", TokenCounts().per_pass()),
         "shards": len(manifest.get("shards", [])),
-        "units": {"total": len(plan.jobs), "reused": len(plan.jobs) - rebuilt, "rebuilt": rebuilt},
+        "units": {
+            "total": len(plan.jobs),
+            "reused": len(plan.jobs) - rebuilt,
+            "rebuilt": rebuilt,
+            "damaged": plan.damaged,
+        },
         "skipped": {**manifest.get("skipped", {}), **plan.skipped.as_dict()},
         "tokenizer": plan.tokenizer_origin,
+        "tokenizer_sample": plan.tokenizer_sample,
         "seconds": round(time.monotonic() - started, 3),
     }
 

@@ -6,6 +6,14 @@ file and line; invalid UTF-8 and NUL bytes fail or, with `bad_lines: skip`, are 
 counted. Formats: `lines` (a sentence per line, blank lines between documents), `jsonl` (a
 document per line, of any length: memory is bounded by the longest document), `text` (one
 document per file, paragraphs by blank lines, lines wrapped).
+
+Line ends are LF, CRLF and a lone CR (classic Mac files): every CR that is not part of a line end
+CR...LF reads as LF, a translation of the same length, wherever content is read (planning's cuts
+and counts too), so offsets, cut points and line numbers agree. A run of CRs before an LF
+(CRCRLF, from a double conversion) stays one line end, as it always was. Input that is not UTF-8
+but UTF-16 or UTF-32 (a byte order mark, or NUL bytes in every other position) is an error
+naming the file and the encoding, whatever `bad_lines` says: read as UTF-8, it would be NUL
+bytes in every line.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import io
 import json
 import lzma
 import os
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from typing import IO
@@ -56,6 +65,53 @@ def compression_of(head: bytes, name: str) -> str:
 
 def _zlib_header(head: bytes) -> bool:
     return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+
+
+_CR_RUN = re.compile(rb"\r+")
+
+
+def _translate_line_ends(data: bytes) -> bytes:
+    """`data` with every lone CR as LF (same length): a run of CRs is part of a line end when
+    an LF follows it, else each CR is one. `data` must not end inside a run an LF may follow."""
+    if data.count(b"\r") == data.count(b"\r\n"):  # no CR, or CRLF only: the common case
+        return data
+
+    def line_ends(match: re.Match[bytes]) -> bytes:
+        run = match.group()
+        return run if data.startswith(b"\n", match.end()) else b"\n" * len(run)
+
+    return _CR_RUN.sub(line_ends, data)
+
+
+class LineEndReader(io.RawIOBase):
+    """A stream whose lone CRs read as LF (see the module docstring). A byte's translation
+    depends only on the bytes after it, so a piece read on its own (it ends after a line end)
+    reads as it does inside its file; CRs at the end of a block wait for the next one."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw, self._held = raw, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            block = self._raw.read(size)
+            if not block:
+                data, self._held = self._held, b""
+                return _translate_line_ends(data)
+            data, self._held = self._held + block, b""
+            if data.endswith(b"\r"):
+                kept = len(data.rstrip(b"\r"))
+                data, self._held = data[:kept], data[kept:]
+            if data:
+                return _translate_line_ends(data)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
 
 
 def decompressed(raw: IO[bytes], compression: str) -> IO[bytes]:
@@ -148,7 +204,11 @@ def check_unchanged(piece: Piece) -> None:
 
 
 def open_piece(piece: Piece) -> IO[bytes]:
-    """The piece's (decompressed) bytes as a stream."""
+    """The piece's (decompressed) bytes as a stream, lone CRs as LF."""
+    return LineEndReader(_piece_bytes(piece))
+
+
+def _piece_bytes(piece: Piece) -> IO[bytes]:
     if piece.source is not None:
         return storage.open_read(piece.source)
     raw = storage.open_read(piece.path)
@@ -160,6 +220,61 @@ def open_piece(piece: Piece) -> IO[bytes]:
     while skip > 0:  # a range of a compressed file that was not spilled: read up to it
         skip -= len(stream.read(min(skip, BLOCK_BYTES))) or skip
     return stream if piece.end is None else _Limited(stream, piece.end - piece.start)
+
+
+_BYTE_ORDER_MARKS = [  # UTF-32 first: its LE mark starts with UTF-16's
+    (b"\xff\xfe\x00\x00", "UTF-32 LE"),
+    (b"\x00\x00\xfe\xff", "UTF-32 BE"),
+    (b"\xff\xfe", "UTF-16 LE"),
+    (b"\xfe\xff", "UTF-16 BE"),
+]
+
+
+def wide_encoding(head: bytes) -> str | None:
+    """The UTF-16 or UTF-32 encoding (`UTF-16 LE` ...) that the first bytes of a file's content
+    show: a byte order mark or, without one, mostly-ASCII text (NUL bytes where the high bytes
+    of its code units are, none at the others); None for anything else."""
+    for mark, name in _BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return name
+    sample = head[: min(len(head), 4096) // 4 * 4]
+    if len(sample) < 8 or sample.count(0) * 4 < len(sample):
+        return None  # UTF-8 text holds no NUL (or a few, in bad lines): not a wide encoding
+    share = [sample[i::4].count(0) / (len(sample) // 4) for i in range(4)]  # NULs at i mod 4
+    for name, nul, text in [
+        ("UTF-32 LE", (2, 3), (0,)),
+        ("UTF-32 BE", (0, 1), (3,)),
+        ("UTF-16 LE", (1, 3), (0, 2)),
+        ("UTF-16 BE", (0, 2), (1, 3)),
+    ]:
+        if all(share[i] > 0.9 for i in nul) and all(share[i] < 0.1 for i in text):
+            return name
+    return None
+
+
+# The start of a JSON object with a key: `{"id":`. Prose in braces (`{Note: ...}`) is not it.
+_JSON_OBJECT_START = re.compile(r'\s*\{\s*"(?:[^"\\]|\\.)*"\s*:')
+
+
+def looks_like_jsonl(head: bytes, whole: bool, lines: int = 5) -> bool:
+    """Whether the first non-blank `lines` of a file's content (its first bytes `head`; the
+    whole content when `whole`) are all JSON objects. A line that `head` cuts short (a long
+    document) counts when it starts like one."""
+    text = head.removeprefix(b"\xef\xbb\xbf")
+    found = [line.decode("utf-8", "replace") for line in text.splitlines() if line.strip()]
+    cut = None if whole or not found or head.endswith((b"\n", b"\r")) else found.pop()
+    found = found[:lines]
+    for line in found:
+        try:
+            if not isinstance(json.loads(line), dict):
+                return False
+        except (ValueError, RecursionError):
+            return False
+    if cut is not None and len(found) < lines:
+        if not _JSON_OBJECT_START.match(cut):
+            return False
+        found.append(cut)
+    return bool(found)
 
 
 @dataclasses.dataclass
@@ -339,6 +454,9 @@ def _lines_documents(
         yield document
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _jsonl_documents(
     piece: Piece, split: Splitter, stats: ReadStats, field: str, bad_lines: str
 ) -> Iterator[list[str]]:
@@ -351,6 +469,16 @@ def _jsonl_documents(
             raise DataError(f"{piece.path}:{number}: invalid JSON ({error.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get(field), str):
             raise DataError(f"{piece.path}:{number}: no string field {field!r}")
+        # JSON may escape half a surrogate pair (`"\ud83d"`): text no UTF-8 encoder takes.
+        if "\\u" in line and _SURROGATE.search(record[field]):
+            if bad_lines == "skip":
+                stats.bad_lines += 1
+                continue
+            raise DataError(
+                f"{piece.path}:{number}: invalid Unicode escape: lone surrogate",
+                path=piece.path,
+                line=number,
+            )
         text = record[field].replace("\r\n", "\n")
         yield paragraph_sentences(text.replace("\n", "\n\n"), split)
 

@@ -1,10 +1,16 @@
 """Input files: paths, globs and directories expanded to a sorted, de-duplicated file list.
 
 A path that exists is taken literally (so `data[1].txt` is a file, not a glob); anything else is
-a glob. Directory walks skip the output directory, hidden files and folders (`.git`, `.mpr`)
-and anything that is not a regular file (FIFOs, sockets, devices), counting what they skip. A
-file named twice (relative, `./`, absolute, through a symlink) is read once. Each file gets its
-path relative to the inputs' common root: it tells apart two files of one content.
+a glob. Directory walks, local or remote, skip the output directory, hidden files and folders
+(`.git`, `.mpr`) and anything that is not a regular file (FIFOs, sockets, devices), counting
+what they skip. A file named twice (relative, `./`, absolute, through a symlink) is read once.
+Each file gets its path relative to the inputs' common root: it tells apart two files of one
+content.
+
+Local walks follow symlinked folders and walk each real folder once: a folder reached again (a
+symlink loop, or a second link to a folder already walked) is not walked again and is counted
+as `repeated_folders`. A folder that cannot be listed (no permission, an I/O error) is an error
+naming it, as an unreadable file is: a walk never leaves a folder out silently.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ import dataclasses
 import glob
 import os
 import stat
+from typing import NoReturn
 
 from pretrain_records.pipeline import storage
-from pretrain_records.pipeline.errors import UsageError
+from pretrain_records.pipeline.errors import DataError, UsageError
 
 GLOB_CHARACTERS = "*?["
 
@@ -33,6 +40,7 @@ class Skipped:
     hidden: int = 0
     output_dir: int = 0
     not_regular: int = 0
+    repeated_folders: int = 0  # reached again through a symlink (a loop): walked once
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -51,24 +59,28 @@ def _inside(path: str, directory: str | None) -> bool:
     return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
-def _walk_local(root: str, out_real: str | None, skipped: Skipped) -> list[str]:
+def _walk_local(root: str, out_path: str | None, skipped: Skipped) -> list[str]:
     found = []
-    for here, dirs, names in os.walk(root):
+    walked = {_identity(root)}
+    for here, dirs, names in os.walk(root, onerror=_unlistable, followlinks=True):
         kept_dirs = []
         for name in sorted(dirs):
-            full = os.path.realpath(os.path.join(here, name))
+            full = os.path.join(here, name)
             if name.startswith("."):
                 skipped.hidden += 1
-            elif _inside(full, out_real):
+            elif _inside(os.path.realpath(full), out_path):
                 skipped.output_dir += 1
+            elif (identity := _identity(full)) in walked:
+                skipped.repeated_folders += 1
             else:
+                walked.add(identity)
                 kept_dirs.append(name)
         dirs[:] = kept_dirs
         for name in names:
             full = os.path.join(here, name)
             if name.startswith("."):
                 skipped.hidden += 1
-            elif _inside(os.path.realpath(full), out_real):
+            elif _inside(os.path.realpath(full), out_path):
                 skipped.output_dir += 1
             elif not _is_regular(full):
                 skipped.not_regular += 1
@@ -77,26 +89,64 @@ def _walk_local(root: str, out_real: str | None, skipped: Skipped) -> list[str]:
     return found
 
 
-def _walk_remote(root: str) -> list[str]:
+def _identity(folder: str) -> tuple[int, int]:
+    """(device, inode) of a folder, through symlinks: what makes it the same folder."""
+    try:
+        info = os.stat(folder)
+    except OSError as error:
+        _unlistable(error)
+    return info.st_dev, info.st_ino
+
+
+def _unlistable(error: OSError) -> NoReturn:
+    """A folder that cannot be listed (os.walk would leave it out silently)."""
+    raise DataError(
+        f"{error.filename}: cannot read the folder ({error.strerror or error})",
+        path=error.filename,
+    )
+
+
+def _walk_remote(root: str, out_path: str | None, skipped: Skipped) -> list[str]:
+    """Files under a `scheme://` folder; hidden entries and OUT skipped and counted."""
     gfile = storage._gfile()
     found = []
     for here, dirs, names in gfile.walk(root):
-        dirs[:] = [d for d in dirs if not d.rstrip("/").startswith(".")]
-        found.extend(storage.join(here, n) for n in names if not n.startswith("."))
+        kept_dirs = []
+        for name in dirs:
+            if name.rstrip("/").startswith("."):
+                skipped.hidden += 1
+            elif _inside(storage.join(here, name.rstrip("/")), out_path):
+                skipped.output_dir += 1
+            else:
+                kept_dirs.append(name)
+        dirs[:] = kept_dirs
+        for name in names:
+            if name.startswith("."):
+                skipped.hidden += 1
+            elif _inside(storage.join(here, name), out_path):
+                skipped.output_dir += 1
+            else:
+                found.append(storage.join(here, name))
     return found
 
 
-def _matches(pattern: str, out_real: str | None, skipped: Skipped) -> list[str]:
-    """Files one command-line input names."""
+def _matches(pattern: str, out_path: str | None, skipped: Skipped) -> list[str]:
+    """Files one command-line input names (OUT's real path or URL: `out_path`)."""
     if storage.is_remote(pattern):
         if storage.isdir(pattern):
-            return _walk_remote(pattern)
+            return _walk_remote(pattern, out_path, skipped)
         if storage.exists(pattern):
             return [pattern]
-        return [m for m in storage._gfile().glob(pattern) if not storage.isdir(m)]
+        found = []
+        for match in storage._gfile().glob(pattern):
+            if _inside(match, out_path):
+                skipped.output_dir += 1
+            elif not storage.isdir(match):
+                found.append(match)
+        return found
     if os.path.lexists(pattern):  # an existing path is literal, whatever its characters
         if os.path.isdir(pattern):
-            return _walk_local(pattern, out_real, skipped)
+            return _walk_local(pattern, out_path, skipped)
         if not _is_regular(pattern):
             raise UsageError(f"{pattern}: not a regular file (a FIFO, socket or device?)")
         return [pattern]
@@ -105,8 +155,8 @@ def _matches(pattern: str, out_real: str | None, skipped: Skipped) -> list[str]:
     found = []
     for match in glob.glob(pattern, recursive=True):
         if os.path.isdir(match):
-            found.extend(_walk_local(match, out_real, skipped))
-        elif _inside(os.path.realpath(match), out_real):
+            found.extend(_walk_local(match, out_path, skipped))
+        elif _inside(os.path.realpath(match), out_path):
             skipped.output_dir += 1
         elif _is_regular(match):
             found.append(match)
@@ -118,10 +168,12 @@ def _matches(pattern: str, out_real: str | None, skipped: Skipped) -> list[str]:
 def expand(patterns: list[str], out: str | None = None) -> tuple[list[InputFile], Skipped]:
     """The files named by `patterns`, sorted by relative path, each once."""
     skipped = Skipped()
-    out_real = os.path.realpath(out) if out and not storage.is_remote(out) else None
+    out_path = None
+    if out:  # compared with local files by real path, with remote ones by URL
+        out_path = out.rstrip("/") if storage.is_remote(out) else os.path.realpath(out)
     by_identity: dict[str, str] = {}
     for pattern in patterns:
-        matches = _matches(pattern, out_real, skipped)
+        matches = _matches(pattern, out_path, skipped)
         if not matches:
             raise UsageError(f"no file matches {pattern}")
         for match in matches:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
+import hashlib
+import struct
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import google_crc32c
 import numpy as np
 from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline import storage
@@ -43,7 +47,7 @@ def _examples(manifest: dict[str, Any], shards: list[str]) -> Iterator[dict[str,
                 yield _canonical(example)
         except tf.errors.OpError as error:
             first = error.message.strip().splitlines()[0] if error.message.strip() else ""
-            raise DataError(f"{shard}: unreadable ({first})") from None
+            raise DataError(f"{shard}: unreadable ({first})", path=shard) from None
 
 
 def _canonical(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -97,11 +101,31 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), (ends - starts).tolist(), strict=True))
 
 
+def length_bins(max_seq_length: int, bins: int = 8) -> list[tuple[int, int]]:
+    """Up to `bins` integer ranges [lo, hi] of real lengths 1 .. max_seq_length: distinct, not
+    overlapping, of widths differing by one at most (one length each when L <= `bins`)."""
+    count = min(bins, max_seq_length)
+    edges = [1 + i * max_seq_length // count for i in range(count + 1)]
+    return [(edges[i], edges[i + 1] - 1) for i in range(count)]
+
+
+def _tokens(manifest: dict[str, Any]) -> dict[str, int] | None:
+    """The manifest's per-pass token totals (`totals.tokens`), or None if absent or malformed."""
+    totals = manifest.get("totals")
+    tokens = totals.get("tokens") if isinstance(totals, dict) else None
+    keys = ("input", "in_records", "dropped")
+    if not isinstance(tokens, dict) or not all(
+        isinstance(tokens.get(k), int) and not isinstance(tokens.get(k), bool) for k in keys
+    ):
+        return None
+    return {k: tokens[k] for k in keys}
+
+
 def collect_stats(path: str, sample: int = 256) -> dict[str, Any]:
-    """Length histogram, masked share, span lengths (words, tokens), label balance, mixing."""
+    """Length histogram, masked share, span lengths (words, tokens), label balance, mixing, and
+    the manifest's per-pass token totals when it has them."""
     directory, manifest, shards = _locate(path)
     length = manifest["config"]["max_seq_length"]
-    bins = np.linspace(0, length, 9).astype(int)
     lengths, labels = [], collections.Counter()
     span_tokens, span_words = collections.Counter(), collections.Counter()
     masked = real = 0
@@ -119,17 +143,25 @@ def collect_stats(path: str, sample: int = 256) -> dict[str, Any]:
                 span_tokens[size] += 1
                 starts = example["token_boundary"][start : start + size]
                 span_words[max(1, int(starts.sum()))] += 1
-    histogram, _ = np.histogram(lengths, bins=bins)
+    bins = length_bins(length)
+    per_length = np.bincount(np.asarray(lengths, np.int64), minlength=length + 1)
+    histogram = [int(per_length[lo : hi + 1].sum()) for lo, hi in bins]
+    if per_length[0]:  # records without a real token (none should exist): shown, not lost
+        bins[0] = (0, bins[0][1])
+        histogram[0] += int(per_length[0])
     stats = {
         "records": len(lengths),
-        "length_bins": bins.tolist(),
-        "length_histogram": histogram.tolist(),
+        "length_bins": [list(b) for b in bins],
+        "length_histogram": histogram,
         "mean_length": float(np.mean(lengths)) if lengths else 0.0,
         "masked_share": masked / real if real else 0.0,
         "span_tokens": dict(sorted(span_tokens.items())),
         "span_words": dict(sorted(span_words.items())),
         "labels": dict(sorted(labels.items())),
     }
+    tokens = _tokens(manifest)
+    if tokens is not None:
+        stats["tokens"] = tokens
     if storage.isdir(path):
         stats["mixing"] = mixing(directory, manifest, sample)
     return stats
@@ -195,12 +227,18 @@ def mixing(directory: str, manifest: dict[str, Any], sample: int) -> dict[str, A
 def format_stats(stats: dict[str, Any]) -> str:
     """Human-readable statistics."""
     lines = [f"records: {stats['records']}, mean length {stats['mean_length']:.1f} tokens"]
-    lines.append("length histogram (tokens):")
+    tokens = stats.get("tokens")
+    if tokens:
+        share = f"{100 * tokens['in_records'] / tokens['input']:.1f}%" if tokens["input"] else "-"
+        lines.append(
+            f"input tokens: {tokens['input']:,} per pass; in records {share} "
+            f"({tokens['in_records']:,}), dropped by truncation {tokens['dropped']:,}"
+        )
+    lines.append("length histogram (tokens, both ends included):")
     peak = max(stats["length_histogram"] or [1]) or 1
-    edges = stats["length_bins"]
-    for i, count in enumerate(stats["length_histogram"]):
-        bar = "#" * round(40 * count / peak)
-        lines.append(f"  {edges[i]:5d}-{edges[i + 1]:<5d} {count:8d} {bar}")
+    for (lo, hi), count in zip(stats["length_bins"], stats["length_histogram"], strict=True):
+        label = f"{lo}-{hi}" if hi > lo else f"{lo}"
+        lines.append(f"  {label:>11} {count:8d} {'#' * round(40 * count / peak)}")
     lines.append(f"masked share of real tokens: {stats['masked_share']:.4f}")
     for unit in ("words", "tokens"):
         spans = stats[f"span_{unit}"]
@@ -223,73 +261,237 @@ def format_stats(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def count_records(path: str, compression: str) -> int:
-    """Records of a TFRecord file, counted from its frames (length, CRC, data, CRC) without
-    TensorFlow; DataError for a file that ends inside a frame."""
-    import struct
-    import zlib
+_BLOCK = 4 << 20  # bytes read, and at most inflated, at a time: memory stays flat
+_FRAME_HEADER = struct.Struct("<QI")  # record length, masked CRC-32C of the length's 8 bytes
+_FRAME_FOOTER = struct.Struct("<I")  # masked CRC-32C of the record's bytes
+_REPORTED = 5  # bad records named per shard; the rest are counted
 
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum of `data`: CRC-32C (Castagnoli), rotated right by 15 bits, plus a
+    constant (masked, so that a CRC stored inside checksummed data does not cancel out)."""
+    return _masked(google_crc32c.value(data))
+
+
+def _masked(crc: int) -> int:
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class FrameWalk:
+    """Walks the frames of one TFRecord stream fed in blocks of any size (uint64 length,
+    uint32 masked CRC of it, the data, uint32 masked CRC of the data), counting records and,
+    with `crc`, checking both checksums of each. Holds at most a frame's header or footer,
+    never a record, so a record of any size takes no memory.
+
+    `problems` lists one line per finding naming `path`, the record (counted from 0) and the
+    offset of its frame in the stream (`where` says which stream: "" or " of the inflated
+    stream"). After a wrong length CRC the frames that follow cannot be found: `lost` is set
+    and the walk stops."""
+
+    def __init__(self, path: str, crc: bool = True, where: str = "") -> None:
+        self.path, self.crc, self.where = path, crc, where
+        self.records = 0  # complete frames so far
+        self.bad_records = 0  # of which with a data CRC mismatch
+        self.problems: list[str] = []
+        self.lost = False
+        self.cut = False  # the stream ended inside a frame
+        self._offset = 0  # stream offset of the next byte fed
+        self._start = 0  # stream offset of the current frame
+        self._partial = b""  # header or footer bytes of the current frame so far
+        self._left = -1  # data bytes of the current record still to come; -1: in the header
+        self._crc = 0  # CRC-32C of the current record's data so far
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the stream."""
+        pos, end = 0, len(data)
+        while pos < end and not self.lost:
+            if self._left < 0 and not self._partial and end - pos >= _FRAME_HEADER.size:
+                # Most frames lie whole inside a block: checked in place, without copies.
+                length, length_crc = _FRAME_HEADER.unpack_from(data, pos)
+                stop = pos + _FRAME_HEADER.size + length + _FRAME_FOOTER.size
+                if stop <= end:
+                    self._start = self._offset + pos
+                    if self.crc:
+                        if masked_crc32c(data[pos : pos + 8]) != length_crc:
+                            self._lose()
+                            break
+                        body = data[pos + _FRAME_HEADER.size : stop - _FRAME_FOOTER.size]
+                        self._check_data(google_crc32c.value(body), data[stop - 4 : stop])
+                    self.records += 1
+                    pos = stop
+                    continue
+            pos = self._step(data, pos, end)
+        self._offset += end
+
+    def _step(self, data: bytes, pos: int, end: int) -> int:
+        """One piece of a frame that crosses the end of a block; the position after it."""
+        if self._left < 0:  # header
+            if not self._partial:
+                self._start = self._offset + pos
+            take = min(_FRAME_HEADER.size - len(self._partial), end - pos)
+            self._partial += data[pos : pos + take]
+            if len(self._partial) == _FRAME_HEADER.size:
+                length, length_crc = _FRAME_HEADER.unpack(self._partial)
+                if self.crc and masked_crc32c(self._partial[:8]) != length_crc:
+                    self._lose()
+                    return end
+                self._partial, self._left, self._crc = b"", length, 0
+            return pos + take
+        if self._left > 0:  # data
+            take = min(self._left, end - pos)
+            if self.crc:
+                self._crc = google_crc32c.extend(self._crc, data[pos : pos + take])
+            self._left -= take
+            return pos + take
+        take = min(_FRAME_FOOTER.size - len(self._partial), end - pos)  # footer
+        self._partial += data[pos : pos + take]
+        if len(self._partial) == _FRAME_FOOTER.size:
+            if self.crc:
+                self._check_data(self._crc, self._partial)
+            self.records += 1
+            self._partial, self._left = b"", -1
+        return pos + take
+
+    def _here(self) -> str:
+        return f"{self.path}: record {self.records} (byte {self._start}{self.where})"
+
+    def _check_data(self, crc: int, footer: bytes) -> None:
+        if _masked(crc) == _FRAME_FOOTER.unpack(footer)[0]:
+            return
+        self.bad_records += 1
+        if self.bad_records <= _REPORTED:
+            self.problems.append(f"{self._here()}: data CRC mismatch")
+
+    def _lose(self) -> None:
+        self.lost = True
+        self.problems.append(
+            f"{self._here()}: length CRC mismatch; the records after it cannot be found"
+        )
+
+    def finish(self) -> None:
+        """The stream ended: a frame cut short is a problem; bad records beyond those named
+        are counted."""
+        if self.bad_records > _REPORTED:
+            self.problems.append(
+                f"{self.path}: {self.bad_records - _REPORTED} more records with a data CRC mismatch"
+            )
+        if not self.lost and (self._partial or self._left >= 0):
+            self.cut = True
+            self.problems.append(f"{self._here()}: the file ends inside this record")
+
+
+@dataclasses.dataclass
+class ShardCheck:
+    """What one reading of a shard found: its size and sha256, its records (complete frames)
+    and the problems of its frames (empty: none)."""
+
+    size: int
+    sha256: str
+    records: int
+    problems: list[str]
+    complete: bool  # every frame was found: `records` is the shard's count
+
+
+def check_shard(path: str, compression: str, crc: bool = True) -> ShardCheck:
+    """Reads a shard once: its sha256 over the stored bytes, and every frame of the (inflated,
+    for `gzip` / `zlib`) record stream, with both CRCs of each record unless `crc` is false.
+    No TensorFlow; memory stays flat whatever the sizes of the shard and its records."""
+    digest, size = hashlib.sha256(), 0
     wbits = {"gzip": 31, "zlib": 15}.get(compression)
     inflate = zlib.decompressobj(wbits=wbits) if wbits else None
-    records, pending, need = 0, 0, 12  # bytes of the current frame still to skip / to read
-    header = b""
+    walk = FrameWalk(path, crc, " of the inflated stream" if inflate else "")
+    broken = ""  # why the stream could not be inflated to its end
     with storage.open_read(path) as stream:
-        while block := stream.read(1 << 22):
-            data = inflate.decompress(block) if inflate else block
-            view = memoryview(data)
-            while view:
-                if pending:
-                    step = min(pending, len(view))
-                    pending -= step
-                    view = view[step:]
-                    continue
-                take = min(need - len(header), len(view))
-                header += bytes(view[:take])
-                view = view[take:]
-                if len(header) == need:
-                    pending = struct.unpack("<Q", header[:8])[0] + 4
-                    header, records = b"", records + 1
-    if inflate is not None and not inflate.eof:
-        raise DataError(f"{path}: compressed stream ended early")
-    if header or pending:
-        raise DataError(f"{path}: ends inside a record")
-    return records
+        while block := stream.read(_BLOCK):
+            digest.update(block)
+            size += len(block)
+            if inflate is None:
+                walk.feed(block)
+                continue
+            if broken or walk.lost or inflate.eof:
+                if inflate.eof:
+                    broken = broken or "data after the end of its compressed stream"
+                continue  # still hashed: the sha256 is checked all the same
+            try:
+                walk.feed(inflate.decompress(block, _BLOCK))
+                while inflate.unconsumed_tail and not walk.lost:
+                    walk.feed(inflate.decompress(inflate.unconsumed_tail, _BLOCK))
+            except zlib.error as error:
+                broken = f"unreadable ({error})"
+            if inflate.eof and inflate.unused_data:
+                broken = "data after the end of its compressed stream"
+    if inflate is not None and not broken and not walk.lost and not inflate.eof:
+        broken = "the compressed stream ends early"
+    if broken:
+        walk.lost = True  # a frame cut by the compression is the compression's problem
+        walk.problems.append(f"{path}: {broken}")
+    walk.finish()
+    complete = not walk.lost and not walk.cut
+    return ShardCheck(size, digest.hexdigest(), walk.records, walk.problems, complete)
 
 
-def verify(out: str) -> list[str]:
+def count_records(path: str, compression: str) -> int:
+    """Records of a TFRecord file, counted from its frames without checking CRCs and without
+    TensorFlow; DataError for a file that ends inside a frame or whose compression is broken."""
+    check = check_shard(path, compression, crc=False)
+    if check.problems:
+        raise DataError(check.problems[0], path=path)
+    return check.records
+
+
+def verify(out: str, quick: bool = False) -> list[str]:
     """Problems found checking every file of the build against the manifest (empty: none),
-    and files that look like shards but are not in it. Needs no TensorFlow."""
+    and files that look like shards but are not in it. Needs no TensorFlow.
+
+    Every file: present, its size and sha256 as recorded. Every shard, read once: its records
+    counted from their frames, and both CRCs of every record checked (a shard written wrong,
+    or changed together with its manifest entry); `quick` skips the CRCs only."""
     manifest = manifest_lib.read(out)
     compression = manifest["config"]["compression"]
-    problems = []
-    for name, entry in manifest_lib.owned_files(manifest).items():
-        path = manifest_lib.safe_member(out, name)
-        if not storage.exists(path):
-            problems.append(f"{path}: missing")
-            continue
-        if "sha256" not in entry:
-            continue
-        size, sha = storage.file_sha256(path)
-        if size != entry["bytes"]:
-            problems.append(f"{path}: {size} bytes, manifest says {entry['bytes']}")
-        if sha != entry["sha256"]:
-            problems.append(f"{path}: sha256 differs from the manifest")
+    owned = manifest_lib.owned_files(manifest)
+    problems: list[str] = []
     for shard in manifest["shards"]:
         path = manifest_lib.safe_member(out, shard["name"])
         if not storage.exists(path):
+            problems.append(f"{path}: missing")
             continue
         try:
-            records = count_records(path, compression)
-        except (DataError, OSError, zlib.error) as error:
-            problems.append(f"{path}: unreadable ({error})")
+            check = check_shard(path, compression, crc=not quick)
+        except OSError as error:
+            problems.append(f"{path}: unreadable ({error.strerror or error})")
             continue
-        if records != shard["records"]:
-            problems.append(f"{path}: {records} records, manifest says {shard['records']}")
-    listed = {s["name"] for s in manifest["shards"]}
+        entry = owned.get(shard["name"], shard)
+        problems.extend(_hash_problems(path, entry, check.size, check.sha256))
+        problems.extend(check.problems)
+        if check.complete and check.records != shard.get("records"):
+            problems.append(f"{path}: {check.records} records, manifest says {shard['records']}")
+    shard_names = {s["name"] for s in manifest["shards"]}
+    for name, entry in owned.items():
+        if name in shard_names:
+            continue
+        path = manifest_lib.safe_member(out, name)
+        if not storage.exists(path):
+            problems.append(f"{path}: missing")
+        elif "sha256" in entry:
+            size, sha = storage.file_sha256(path)
+            problems.extend(_hash_problems(path, entry, size, sha))
     for name in storage.listdir(out):
-        if manifest_lib.SHARD_NAME.fullmatch(name) and name not in listed:
+        if manifest_lib.SHARD_NAME.fullmatch(name) and name not in shard_names:
             problems.append(
                 f"{storage.join(out, name)}: looks like a shard but is not in the manifest "
                 "(a reader globbing train-* would read it)"
             )
     return problems
+
+
+def _hash_problems(path: str, entry: dict[str, Any], size: int, sha: str) -> list[str]:
+    """A file's size and sha256 against its manifest entry (an entry without a sha256, as
+    format-1 manifests wrote, checks nothing)."""
+    if "sha256" not in entry:
+        return []
+    found = []
+    if size != entry.get("bytes"):
+        found.append(f"{path}: {size} bytes, manifest says {entry.get('bytes')}")
+    if sha != entry["sha256"]:
+        found.append(f"{path}: sha256 differs from the manifest")
+    return found

@@ -46,8 +46,8 @@ def load_dataset(
       seed: shuffling and dynamic masking; the same seed and host count give the same batches.
       input_context: `tf.distribute.InputContext`: this host reads its share of the records.
       epochs: passes over the data; None repeats forever.
-      shuffle_buffer: records shuffled in a bounded buffer, afresh each epoch (0: keep the
-        stored order).
+      shuffle_buffer: records shuffled in a bounded buffer, afresh each epoch; shards are read
+        interleaved. 0: the stored order, shard after shard in manifest order.
       num_parallel_calls: parallelism of reading, parsing and masking (results do not depend
         on it).
 
@@ -73,7 +73,14 @@ def load_dataset(
     total = sum(count for _, count in shards)
     batches_per_epoch = _batches_per_epoch(path, total, hosts, batch_size)
     start, stop = host * total // hosts, (host + 1) * total // hosts
-    dataset = _read_range(shards, start, stop, COMPRESSION[config.compression], num_parallel_calls)
+    dataset = _read_range(
+        shards,
+        start,
+        stop,
+        COMPRESSION[config.compression],
+        num_parallel_calls,
+        in_order=not shuffle_buffer,
+    )
     if shuffle_buffer:
         shuffle_seed = _host_seed(seed, host, hosts, _SHUFFLE_STREAM)
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -156,9 +163,12 @@ def _read_range(
     stop: int,
     compression: str,
     num_parallel_calls: int,
+    in_order: bool = False,
 ) -> tf.data.Dataset:
     """Records [start, stop) of the shards' concatenation, opening only the shards that overlap
-    it; fails at the end of a pass if the files hold fewer records than the manifest says."""
+    it; fails at the end of a pass if the files hold fewer records than the manifest says.
+    Shards are read interleaved (up to 8 at a time), or with `in_order` one after another, so
+    that the records come in the concatenation's order."""
     files, skips, takes = [], [], []
     first = 0  # global index of the shard's first record
     for name, count in shards:
@@ -174,7 +184,7 @@ def _read_range(
         lambda name, skip, take: (
             tf.data.TFRecordDataset(name, compression_type=compression).skip(skip).take(take)
         ),
-        cycle_length=min(len(files), 8),
+        cycle_length=1 if in_order else min(len(files), 8),
         num_parallel_calls=num_parallel_calls,
         deterministic=True,
     )

@@ -1,7 +1,9 @@
 """manifest.json: what a build published, read back with every name confined to OUT.
 
 A manifest names each file of its build with its size and sha256 (`shards` and `files`): that
-is how the tool knows which files are its own. Format 1 (older versions) listed only shards.
+is how the tool knows which files are its own. Only a manifest carrying the tool's marks
+(`"tool": "make-pretrain-records"`, `"format"` 2 or later) is the tool's; format 1 (the first
+versions, which recorded no hashes) is treated as foreign.
 """
 
 from __future__ import annotations
@@ -48,9 +50,13 @@ def parse(data: bytes, directory: str) -> dict[str, Any]:
         manifest = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise ManifestError(f"{path}: not a make-pretrain-records manifest ({error})") from None
+    # The tool's own marks: a manifest without them (even one listing shards and a config) is
+    # foreign, and so is everything beside it.
     if (
         not isinstance(manifest, dict)
-        or manifest.get("tool", TOOL) != TOOL
+        or manifest.get("tool") != TOOL
+        or not isinstance(manifest.get("format"), int)
+        or manifest["format"] < 2
         or not isinstance(manifest.get("shards"), list)
         or not isinstance(manifest.get("config"), dict)
     ):
@@ -76,13 +82,7 @@ def read(directory: str) -> dict[str, Any]:
 
 def owned_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every file the manifest's build published: name -> {bytes, sha256}. An entry without a
-    sha256 is not the tool's (it cannot tell the file it wrote), except the tokenizer and config
-    of format-1 manifests (older versions always wrote them and recorded no hash)."""
-    if manifest.get("format", 1) < 2:
-        entries = {e["name"]: e for e in manifest["shards"]}
-        for name in ("spm.model", "spm.vocab", "config.yaml"):
-            entries.setdefault(name, {"name": name})
-        return entries
+    sha256 is not the tool's (it cannot tell the file it wrote)."""
     return {
         e["name"]: e
         for e in manifest["shards"] + manifest.get("files", [])
@@ -91,4 +91,11 @@ def owned_files(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def dumps(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()
+    """The manifest as UTF-8 JSON, readable as it is (non-ASCII names unescaped). A name that
+    is not UTF-8 (b"caf\\xe9.txt", held as "caf\\udce9.txt") is written with JSON escapes,
+    which json.loads and os.fsencode turn back into its bytes."""
+    text = json.dumps(manifest, indent=1, ensure_ascii=False)
+    # Lone surrogates (no UTF-8 encoder takes them) appear only inside JSON strings, where a
+    # \uXXXX escape stands for each.
+    text = re.sub("[\ud800-\udfff]", lambda match: f"\\u{ord(match.group()):04x}", text)
+    return (text + "\n").encode()

@@ -243,6 +243,8 @@ class OutputDir:
         record = _read_json(storage.join(self.unit_dir(fingerprint), "unit.json"))
         if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
             return None
+        if not isinstance(record.get("tokens"), dict):  # from a version that did not count
+            return None
         for run in record.get("runs", []):
             name = run.get("name")
             if not isinstance(name, str) or not re.fullmatch(r"run-\d+\.bin", name):
@@ -279,27 +281,50 @@ class OutputDir:
     def drop_partial_unit(self, fingerprint: str) -> None:
         storage.rmtree(self.unit_dir(fingerprint))
 
-    def kept_tokenizer(self) -> tuple[bytes, bytes] | None:
-        """(model, vocab) of a tokenizer an earlier run trained here, if intact."""
+    def kept_tokenizer(
+        self, settings: dict[str, Any]
+    ) -> tuple[bytes, bytes, dict[str, int] | None] | None:
+        """(model, vocab, its training sample) of a tokenizer an earlier run trained here for
+        these training `settings`, if intact; None for one trained for other settings (a
+        stopped run of another config) or none."""
         record = _read_json(self.private("tokenizer", "tokenizer.json")) or {}
         model, vocab = (
             self.private("tokenizer", "spm.model"),
             self.private("tokenizer", "spm.vocab"),
         )
+        if not isinstance(record, dict) or record.get("settings") != settings:
+            return None
         if not record.get("sha256") or not storage.exists(model) or not storage.exists(vocab):
             return None
         proto = storage.read_bytes(model)
         if hashlib.sha256(proto).hexdigest() != record["sha256"]:
             return None
-        return proto, storage.read_bytes(vocab)
+        return proto, storage.read_bytes(vocab), record.get("sample")
 
-    def keep_tokenizer(self, proto: bytes, vocab: bytes) -> None:
+    def keep_tokenizer(
+        self, proto: bytes, vocab: bytes, settings: dict[str, Any], sample: dict[str, int]
+    ) -> None:
+        """Keeps a trained tokenizer for later runs of the same training `settings`."""
+        storage.rmtree(self.private("tokenizer"))  # another config's goes before the new one
         storage.makedirs(self.private("tokenizer"))
         storage.write_bytes(self.private("tokenizer", "spm.model"), proto)
         storage.write_bytes(self.private("tokenizer", "spm.vocab"), vocab)
-        self.write_private_json(
-            {"sha256": hashlib.sha256(proto).hexdigest()}, "tokenizer", "tokenizer.json"
-        )
+        record = {"sha256": hashlib.sha256(proto).hexdigest(), "settings": settings}
+        self.write_private_json({**record, "sample": sample}, "tokenizer", "tokenizer.json")
+
+    def damaged_runs(self, record: dict[str, Any]) -> str | None:
+        """What is wrong with a kept unit's runs (a byte flipped on disk, a file rewritten),
+        checked against the sha256 unit.json recorded for each; None when they are intact."""
+        fingerprint = record["fingerprint"]
+        for run in record.get("runs", []):
+            path = storage.join(self.unit_dir(fingerprint), run["name"])
+            try:
+                size, sha = storage.file_sha256(path)
+            except OSError as error:
+                return f"{run['name']}: unreadable ({error.strerror or error})"
+            if size != run.get("bytes") or sha != run.get("sha256"):
+                return f"{run['name']}: its sha256 differs from the one recorded when it was built"
+        return None
 
     def collect_garbage(self, keep: set[str]) -> None:
         """After a publication: kept units the build no longer uses, and scratch, go."""

@@ -12,6 +12,11 @@ sentences always have another document to come from.
 A unit's key (the seed of its draws) comes from its pieces' content; the relative path and
 offset join in only for a piece whose content appeared earlier in the input (two copies of one
 file are two units with their own draws). `text` files are one document each and never cut.
+
+Content is read with lone CRs as line ends (see `documents`): cuts, line numbers and piece hashes
+are those of the translated bytes, as the readers see them. Before any cut, a file's first bytes
+are checked: UTF-16 or UTF-32 text is an error naming the encoding (exit 1), and a `lines` or
+`text` file whose first lines are all JSON objects is refused (exit 2) suggesting `jsonl`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import lzma
+import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -27,10 +33,14 @@ from typing import IO, Any
 
 from pretrain_records.pipeline import documents, storage
 from pretrain_records.pipeline.documents import Piece
-from pretrain_records.pipeline.errors import DataError
+from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.inputs import InputFile
 
 PLAN_VERSION = 1  # bumped when the rules above change: cached scans are then redone
+# Bumped when cut points change but kept units stay good: cached cuts are redone. 2: lone CRs
+# are line ends (a file without any keeps its hashes, and so its kept units).
+CUT_VERSION = 2
+HEAD_BYTES = 1 << 16  # the first content bytes checked for encoding and format
 
 _BLANK_LINE = re.compile(rb"\n[ \t\r\f\v]*\n")
 
@@ -173,6 +183,7 @@ class _HashingReader:
 
 def _cut(stream: IO[bytes], input_format: str, unit_bytes: int) -> list[PieceInfo]:
     """Pieces of a content stream (see the module docstring)."""
+    stream = documents.LineEndReader(stream)
     pieces: list[PieceInfo] = []
     piece = _Accumulator(0, 1, input_format)
     buffer, position, next_cut = b"", 0, unit_bytes
@@ -210,7 +221,7 @@ def _cut(stream: IO[bytes], input_format: str, unit_bytes: int) -> list[PieceInf
 
 def cache_key(sha256: str, input_format: str, unit_bytes: int) -> str:
     """The key of a compressed file's cut points in the plan cache."""
-    return f"{sha256}:{input_format}:{unit_bytes}:{PLAN_VERSION}"
+    return f"{sha256}:{input_format}:{unit_bytes}:{PLAN_VERSION}.{CUT_VERSION}"
 
 
 def scan(
@@ -222,7 +233,7 @@ def scan(
     """Reads a file: its hash, compression and pieces. A compressed file's pieces come from
     `cache` (updated here) when its bytes were cut before with these settings."""
     stamp = documents.file_stamp(file.path)
-    _, compression = _head(file)
+    compression = _check_head(file, input_format)
     if compression != "none":
         size, sha = storage.file_sha256(file.path)
         key = cache_key(sha, input_format, unit_bytes)
@@ -243,10 +254,41 @@ def scan(
     return ScannedFile(file.path, file.relpath, size, sha, compression, pieces, stamp)
 
 
-def _head(file: InputFile) -> tuple[bytes, str]:
+def _check_head(file: InputFile, input_format: str) -> str:
+    """The file's compression, once its first content bytes are known to be UTF-8 text of
+    `input_format` as far as they tell (DataError for UTF-16/32, UsageError for JSONL)."""
     with _opened(file) as raw:
-        head = raw.read(8)
-    return head, documents.compression_of(head, file.path)
+        head = _read_up_to(raw, 8)
+        compression = documents.compression_of(head, file.path)
+        if compression == "none":
+            head += _read_up_to(raw, HEAD_BYTES - len(head))
+    if compression != "none":
+        with _opened(file) as raw:
+            head = _read_up_to(documents.decompressed(raw, compression), HEAD_BYTES)
+    encoding = documents.wide_encoding(head)
+    if encoding is not None:
+        family = encoding.split()[0]
+        raise DataError(
+            f"{file.path}: {encoding} text, not UTF-8: convert it first "
+            f"(iconv -f {family} -t UTF-8)",
+            path=file.path,
+        )
+    whole = len(head) < HEAD_BYTES
+    if input_format in ("lines", "text") and documents.looks_like_jsonl(head, whole):
+        raise UsageError(
+            f"{file.path}: its first lines are JSON objects, not input_format "
+            f"{input_format}; is it JSONL (--input-format jsonl)?",
+            path=file.path,
+        )
+    return compression
+
+
+def _read_up_to(stream: IO[bytes], size: int) -> bytes:
+    """`size` bytes of a stream, fewer only at its end."""
+    data = b""
+    while len(data) < size and (block := stream.read(size - len(data))):
+        data += block
+    return data
 
 
 @contextlib.contextmanager
@@ -274,7 +316,8 @@ def _piece_ids(files: Iterable[ScannedFile]) -> dict[tuple[str, int], str]:
         for info in f.pieces:
             if info.sha256 in seen:
                 mixed = f"{info.sha256}\0{f.relpath}\0{info.start}"
-                ids[(f.relpath, info.start)] = hashlib.sha256(mixed.encode()).hexdigest()
+                # A file name need not be UTF-8 (b"caf\xe9.txt"): its bytes as the OS has them.
+                ids[(f.relpath, info.start)] = hashlib.sha256(os.fsencode(mixed)).hexdigest()
             else:
                 seen.add(info.sha256)
                 ids[(f.relpath, info.start)] = info.sha256

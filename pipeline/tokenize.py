@@ -6,11 +6,11 @@ import hashlib
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 import sentencepiece as spm
-from pretrain_records.pipeline.errors import UsageError
+from pretrain_records.pipeline.errors import DataError, UsageError
 
 SPECIALS = ("[CLS]", "[SEP]", "[MASK]")
 WORD_MARK = "\u2581"  # SentencePiece's "▁": the piece starts a word
@@ -104,19 +104,20 @@ def sentencepiece_seed(seed: int) -> int:
 
 
 def train(
-    sentences: Iterator[str],
+    sentences: Iterable[str],
     vocab_size: int,
     seed: int,
     character_coverage: float = 0.9995,
 ) -> tuple[bytes, bytes]:
-    """Trains a unigram model with [CLS]/[SEP]/[MASK] and pad id 0; returns (model, vocab).
+    """Trains a unigram model with [CLS]/[SEP]/[MASK] and pad id 0 on `sentences` (a bounded
+    sample: `tokenizer_sample`), all of them; returns (model, vocab).
 
     `vocab_size` is a soft limit: a small corpus gets a smaller vocabulary. Byte fallback
     covers characters the vocabulary leaves out (rich scripts such as CJK). `seed` is the
     build's (up to 63 bits), reduced by `sentencepiece_seed` to the uint32 SentencePiece takes.
+    A failure is a DataError (exit 1) in the tool's words.
     """
-    # Sentences are kept (bounded by input_sentence_size) so a retry can reuse them.
-    kept = [s for _, s in zip(range(2_000_000), sentences, strict=False)]
+    kept = list(sentences)
     attempts = [(c, vocab_size) for c in (character_coverage, 0.999, 0.995, 0.99, 0.98)]
     while attempts:
         coverage, size = attempts.pop(0)
@@ -136,8 +137,8 @@ def train(
                 bos_id=-1,
                 eos_id=-1,
                 control_symbols=list(SPECIALS),
-                input_sentence_size=2_000_000,
-                shuffle_input_sentence=True,
+                input_sentence_size=0,  # all of it: the sample is bounded already
+                shuffle_input_sentence=False,  # already in a seeded random order
                 max_sentence_length=1 << 16,
                 # Fixed, so the model (and every record) does not depend on the core count.
                 num_threads=2,
@@ -150,15 +151,26 @@ def train(
             # vocabulary to what the characters need (vocab_size is a soft limit).
             needed = re.search(r"required_chars\. \d+ vs (\d+)", str(error))
             if needed is None:
-                raise TokenizerError(f"SentencePiece training failed: {error}") from None
+                raise _training_failed(error, len(kept)) from None
             if not attempts and size < int(needed.group(1)):
                 attempts.append((0.98, int(needed.group(1))))
             elif not attempts:
-                raise TokenizerError(f"SentencePiece training failed: {error}") from None
+                raise _training_failed(error, len(kept)) from None
     proto = model.getvalue()
     processor = spm.SentencePieceProcessor()
     processor.LoadFromSerializedProto(proto)
     return proto, vocab_text(processor)
+
+
+def _training_failed(error: Exception, sentences: int) -> DataError:
+    """SentencePiece's training error (an INTERNAL status with a source line) as what is wrong
+    with the input."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    detail = re.sub(r"^[A-Z_]+: src/\S+\(\d+\)\s*\[?", "", detail).rstrip("]")
+    return DataError(
+        f"cannot train a tokenizer on the {sentences:,} sampled sentences of the input "
+        f"(SentencePiece: {detail[:200]}); is the input_format right, and the input text?"
+    )
 
 
 def vocab_text(processor: spm.SentencePieceProcessor) -> bytes:

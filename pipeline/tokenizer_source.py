@@ -4,11 +4,11 @@ unchanged units stay valid), or a new one trained on the input."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from pretrain_records.pipeline import documents, storage, tokenize
+from pretrain_records.pipeline import storage, tokenize, tokenizer_sample
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import Piece, ReadStats
+from pretrain_records.pipeline.documents import Piece
 from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.outdir import OutputDir
 
@@ -28,34 +28,54 @@ def load_given(path: str) -> tokenize.Tokenizer:
     return tokenize.Tokenizer(data, name=f"--spm-model {path}")
 
 
-def sentences_of(pieces: list[Piece], config: BuildConfig) -> Iterator[str]:
-    """Every sentence of the input, for training."""
+def train_with_sample(
+    pieces: list[Piece], config: BuildConfig
+) -> tuple[bytes, bytes, tokenizer_sample.Sample]:
+    """A SentencePiece model trained on a seeded sample of the sentences of `pieces` (spread
+    over all of them, see `tokenizer_sample`): (model, vocab, the sample)."""
     from pretrain_records.pipeline.sentences import make_splitter
 
-    split = make_splitter(config.language)
-    stats = ReadStats()
-    for piece in pieces:
-        for document in documents.read_documents(
-            piece, config.input_format, split, stats, config.jsonl_field, config.bad_lines
-        ):
-            yield from document
-
-
-def train_on(pieces: list[Piece], config: BuildConfig) -> tuple[bytes, bytes]:
-    """A SentencePiece model trained on the sentences of `pieces`: (model, vocab)."""
-    stream = sentences_of(pieces, config)
-    first = next(stream, None)
-    if first is None:
+    sample = tokenizer_sample.sample_sentences(pieces, config, make_splitter(config.language))
+    if sample.seen == 0:
         raise DataError(
             f"no text to build from: the {len(pieces)} input files hold no sentences; "
             "is the input empty or its input_format wrong?"
         )
-    return tokenize.train(_chain(first, stream), config.vocab_size, config.seed)
+    if not sample.sentences:
+        raise DataError(
+            f"no sentence to train a tokenizer on: all {sample.seen:,} sentences of the input "
+            f"are longer than {tokenizer_sample.MAX_SENTENCE_BYTES:,} bytes; is the "
+            f"input_format right ({config.input_format} reads "
+            f"{_FORMAT_UNITS.get(config.input_format, 'documents')})?"
+        )
+    proto, vocab = tokenize.train(sample.sentences, config.vocab_size, config.seed)
+    return proto, vocab, sample
 
 
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    yield first
-    yield from rest
+_FORMAT_UNITS = {
+    "lines": "one sentence per line",
+    "jsonl": "one document per line",
+    "text": "one document per file, paragraphs by blank lines",
+}
+
+
+def train_on(pieces: list[Piece], config: BuildConfig) -> tuple[bytes, bytes]:
+    """A SentencePiece model trained on the sentences of `pieces`: (model, vocab)."""
+    proto, vocab, _ = train_with_sample(pieces, config)
+    return proto, vocab
+
+
+# The keys a trained tokenizer depends on (besides the input): a kept tokenizer is reused only
+# for these settings, so a stopped run of another config cannot leave its tokenizer behind.
+TRAINING_KEYS = ("input_format", "jsonl_field", "language", "vocab_size", "seed", "bad_lines")
+SAMPLE_VERSION = 1  # bumped when the sampling rule changes
+
+
+def training_settings(config: BuildConfig) -> dict[str, object]:
+    """What a trained tokenizer is kept for (see TRAINING_KEYS)."""
+    settings: dict[str, object] = {k: getattr(config, k) for k in TRAINING_KEYS}
+    settings["sample"] = SAMPLE_VERSION
+    return settings
 
 
 def obtain(
@@ -64,21 +84,30 @@ def obtain(
     out: OutputDir,
     pieces: list[Piece],
     log: Log,
-) -> tuple[tokenize.Tokenizer, bytes, str]:
-    """(tokenizer, its .vocab file, where it came from: given, reused or trained)."""
+) -> tuple[tokenize.Tokenizer, bytes, str, dict[str, int] | None]:
+    """(tokenizer, its .vocab file, where it came from: given, reused or trained, and the
+    sample a trained one learnt from)."""
     if given is not None:
-        return given, tokenize.vocab_text(given.processor), "given"
-    kept = out.kept_tokenizer()
+        return given, tokenize.vocab_text(given.processor), "given", None
+    settings = training_settings(config)
+    kept = out.kept_tokenizer(settings)
     if kept is not None:
         log("reusing the SentencePiece model trained by an earlier run")
-        return tokenize.Tokenizer(kept[0], name="spm.model"), kept[1], "reused"
+        proto, vocab, sample = kept
+        return tokenize.Tokenizer(proto, name="spm.model"), vocab, "reused", sample
     log(f"training a SentencePiece model (vocab_size {config.vocab_size}) on the input")
-    proto, vocab = train_on(pieces, config)
+    proto, vocab, drawn = train_with_sample(pieces, config)
+    sample = drawn.describe()
+    log(
+        f"the tokenizer learnt from {sample['sentences']:,} of the input's {sample['of']:,} "
+        f"sentences (a seeded sample over every file)"
+        + (f"; {sample['too_long']:,} too long left out" if sample["too_long"] else "")
+    )
     tokenizer = tokenize.Tokenizer(proto, name="trained model")
     if tokenizer.vocab_size < config.vocab_size:
         log(
             f"warning: the corpus supports only {tokenizer.vocab_size} pieces "
             f"(vocab_size {config.vocab_size} asked)"
         )
-    out.keep_tokenizer(proto, vocab)
-    return tokenizer, vocab, "trained"
+    out.keep_tokenizer(proto, vocab, settings, sample)
+    return tokenizer, vocab, "trained", sample

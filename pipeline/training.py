@@ -19,15 +19,37 @@ def whole_file_pieces(found: list[inputs.InputFile]) -> list[Piece]:
             with storage.open_read(f.path) as stream:
                 head = stream.read(8)
         except OSError as error:
-            raise DataError(f"{f.path}: cannot read ({error.strerror or error})") from None
+            raise DataError(
+                f"{f.path}: cannot read ({error.strerror or error})", path=f.path
+            ) from None
         compression = documents.compression_of(head, f.path)
         pieces.append(Piece(f.path, f.relpath, compression, 0, None))
     return pieces
 
 
+def check_prefix(prefix: str, language: str = "en") -> None:
+    """UsageError for an output prefix that names a folder: one ending with a path separator
+    (`spm/` would write the hidden files spm/.model and spm/.vocab), an existing directory, or
+    a last part `.` / `..`. The message suggests PREFIX/LANGUAGE."""
+    remote = storage.is_remote(prefix)
+    separators = ("/",) if remote else tuple(filter(None, (os.sep, os.altsep)))
+    folder = prefix.rstrip("".join(separators))
+    last = folder.rsplit(separators[0], 1)[-1]
+    # An object store has no folders to collide with: gs://b/x.model beside gs://b/x/ is fine.
+    local_folder = not remote and os.path.isdir(prefix)
+    if prefix.endswith(separators) or last in ("", ".", "..") or local_folder:
+        suggestion = storage.join(folder or prefix, language)
+        raise UsageError(
+            f"-o {prefix}: names a folder, not a file name prefix; give a prefix such as "
+            f"{suggestion} (writes {suggestion}.model and {suggestion}.vocab)"
+        )
+
+
 def train_tokenizer_files(patterns: list[str], config: BuildConfig, prefix: str) -> None:
-    """Trains on the files of `patterns` and writes PREFIX.model and PREFIX.vocab. PREFIX's
-    folder is made (or found unwritable) before the training, never after."""
+    """Trains on the files of `patterns` and writes PREFIX.model and PREFIX.vocab. A PREFIX
+    that names a folder is refused (`check_prefix`); PREFIX's folder is made (or found
+    unwritable) before the training, never after."""
+    check_prefix(prefix, config.language)
     folder = os.path.dirname(prefix) if not storage.is_remote(prefix) else ""
     if folder:
         try:

@@ -20,7 +20,7 @@ from pretrain_records.pipeline.errors import DataError, from_tf_error
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.runs import RunInfo, record_keys, write_run
 from pretrain_records.pipeline.tokenize import Tokenizer
-from pretrain_records.pipeline.unit_job import UnitJob, UnitResult
+from pretrain_records.pipeline.unit_job import TokenCounts, UnitJob, UnitResult
 
 Claim = Callable[[], int | None]  # the next unit to build (an index into the jobs), or None
 
@@ -39,14 +39,16 @@ class _UnitWriter:
         self.pieces: list[np.ndarray] = []
         self.size = self.count = 0
         self.stats = np.zeros(5, np.int64)
+        self.tokens = np.zeros(2, np.int64)  # (input, in records), summed over every pass
         self.runs: list[RunInfo] = []
 
-    def add(self, records: np.ndarray, stats: np.ndarray, piece: int) -> None:
+    def add(self, records: np.ndarray, stats: np.ndarray, piece: int, tokens: np.ndarray) -> None:
         batch = records.tolist()
         self.records.extend(batch)
         self.pieces.append(np.full(len(batch), piece, np.uint32))
         self.size += sum(map(len, batch))
         self.stats += stats
+        self.tokens += tokens
         if self.size >= RUN_BYTES:
             self._flush()
 
@@ -68,8 +70,13 @@ class _UnitWriter:
             check_unchanged(piece)
         self._flush()
         per_pass = (self.stats // self.job.passes()).tolist()  # each pass reports the same
+        tokens = TokenCounts(int(self.tokens[0]), int(self.tokens[1]), self.job.passes())
         result = UnitResult(
-            self.job.fingerprint, self.count, ReadStats.from_list(per_pass), tuple(self.runs)
+            self.job.fingerprint,
+            self.count,
+            ReadStats.from_list(per_pass),
+            tuple(self.runs),
+            tokens,
         )
         self.out.write_private_json(result.to_json(), "units", self.job.fingerprint, "unit.json")
         return result
@@ -94,14 +101,14 @@ def build_units(
     try:
         iterator = iter(unit_pipeline.units_records(jobs, claim, tokenizer, threads))
         try:
-            for unit, records, size, stats, piece, last in iterator:
+            for unit, records, size, stats, piece, last, tokens in iterator:
                 index = int(unit)
                 if index not in writers:
                     writers[index] = _UnitWriter(jobs[index], out)
                     if started is not None:
                         started(jobs[index])
                 batch = records.numpy()
-                writers[index].add(batch, stats.numpy(), int(piece))
+                writers[index].add(batch, stats.numpy(), int(piece), tokens.numpy())
                 if progress is not None:
                     progress(int(size), len(batch))
                 if bool(last):

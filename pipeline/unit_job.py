@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import operator
+from collections.abc import Iterable
 from typing import Any
 
 from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.documents import Piece, ReadStats
 from pretrain_records.pipeline.runs import RunInfo
 
-RECORDS_VERSION = 3  # bumped when the same inputs, config and seed give other records
+# Bumped when the same inputs, config and seed give other records, or when unit.json gains what
+# the manifest's totals need (5: token counts), so that units an older version kept are rebuilt
+# and the build is merged again (its id changes) with a manifest that has them.
+RECORDS_VERSION = 5
 
 
 def seed_of(*parts: Any) -> int:
@@ -51,6 +57,43 @@ class UnitJob:
 
 
 @dataclasses.dataclass(frozen=True)
+class TokenCounts:
+    """Tokens of the input and, of them, those the records keep: integer totals over all passes.
+
+    `input`: the tokens the tokenizer gave the documents, counted in every pass (each pass reads
+    them all: the per-pass count times `passes`, exactly). `in_records`: the tokens the records
+    carry from their own document (segment A, and B unless it is NSP's random segment from
+    another document; no [CLS]/[SEP]), summed over every pass: each pass truncates by its own
+    draws, so only the total is exact. Totals add up across units; the per-pass figures the
+    manifest reports come from the grand totals (`per_pass`).
+    """
+
+    input: int = 0
+    in_records: int = 0
+    passes: int = 1  # dupe_factor for static masking, 1 for dynamic
+
+    def __add__(self, other: TokenCounts) -> TokenCounts:
+        if self.passes != other.passes:
+            raise ValueError(f"token counts of {self.passes} and {other.passes} passes")
+        return TokenCounts(
+            self.input + other.input, self.in_records + other.in_records, self.passes
+        )
+
+    @classmethod
+    def total(cls, counts: Iterable[TokenCounts]) -> TokenCounts:
+        """The sum of units' counts (all of the same passes); zeros for none."""
+        counts = list(counts)
+        return functools.reduce(operator.add, counts) if counts else cls()
+
+    def per_pass(self) -> dict[str, int]:
+        """{"input", "in_records", "dropped"} per pass: `input` exact, `in_records` the total
+        over the passes divided by their number, rounded down; `dropped` the difference."""
+        input_tokens = self.input // self.passes
+        kept = self.in_records // self.passes
+        return {"input": input_tokens, "in_records": kept, "dropped": input_tokens - kept}
+
+
+@dataclasses.dataclass(frozen=True)
 class UnitResult:
     """A complete unit, as unit.json records it."""
 
@@ -58,6 +101,7 @@ class UnitResult:
     records: int
     stats: ReadStats
     runs: tuple[RunInfo, ...]
+    tokens: TokenCounts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -65,13 +109,19 @@ class UnitResult:
             "records": self.records,
             "stats": dataclasses.asdict(self.stats),
             "runs": [dataclasses.asdict(r) for r in self.runs],
+            "tokens": dataclasses.asdict(self.tokens),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UnitResult:
+        """Raises ValueError for a unit.json without token counts: an older version's, whose
+        fingerprint (of an older RECORDS_VERSION) this version never looks up."""
+        if not isinstance(data.get("tokens"), dict):
+            raise ValueError(f"unit {data.get('fingerprint')}: unit.json has no token counts")
         return cls(
             fingerprint=data["fingerprint"],
             records=int(data["records"]),
             stats=ReadStats(**data.get("stats", {})),
             runs=tuple(RunInfo(**r) for r in data["runs"]),
+            tokens=TokenCounts(**data["tokens"]),
         )

@@ -43,7 +43,9 @@ _META = (
     tf.TensorSpec([], tf.int64),  # input bytes
     tf.TensorSpec([5], tf.int64),  # reading statistics (ReadStats, in field order)
     tf.TensorSpec([], tf.int32),  # the piece (of the unit) the chunk comes from
-    tf.TensorSpec([], tf.bool),  # the unit's last element (set by `_with_neighbours`)
+    # Read: the end of a pass over the unit (its last piece's closing chunk). Out of
+    # `_with_neighbours`: the unit's last element.
+    tf.TensorSpec([], tf.bool),
 )
 _CHUNK = (tf.TensorSpec([], tf.int64), *_ARRAYS, *_META)  # the unit's index first
 
@@ -56,14 +58,20 @@ def _unit_chunks(jobs: list[UnitJob], unit: int, tokenizer: Tokenizer) -> Iterat
     job = jobs[unit]
     config = job.config
     split = sentences.make_splitter(config.language)
+    pending = None  # one element late: the pass's last one is marked
     for index, (piece, size) in enumerate(zip(job.pieces, job.piece_bytes, strict=True)):
         stats = ReadStats()
         read = documents.read_documents(
             piece, config.input_format, split, stats, config.jsonl_field, config.bad_lines
         )
         for chunk in chunks.piece_chunks(read, tokenizer, stats, size):
-            testhooks.point("chunk")
-            yield (np.int64(unit), *chunk, np.int32(index), np.bool_(False))
+            if pending is not None:
+                testhooks.point("chunk")
+                yield pending
+            pending = (np.int64(unit), *chunk, np.int32(index), np.bool_(False))
+    if pending is not None:  # the last piece's closing chunk: the end of a pass over the unit
+        testhooks.point("chunk")
+        yield (*pending[:-1], np.bool_(True))
 
 
 def claimed_chunks(jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer) -> tf.data.Dataset:
@@ -77,25 +85,37 @@ def claimed_chunks(jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer) -> t
     return tf.data.Dataset.from_generator(generate, output_signature=_CHUNK)
 
 
-_STATE = (_ARRAYS, _ARRAYS, _CHUNK, tf.TensorSpec([], tf.bool), tf.TensorSpec([], tf.int64))
+_STATE = (
+    _ARRAYS,
+    _ARRAYS,
+    _CHUNK,
+    tf.TensorSpec([], tf.bool),
+    tf.TensorSpec([], tf.int64),
+    tf.TensorSpec([], tf.bool),
+)
 
 
 @tf.function(input_signature=[_STATE, (_CHUNK, tf.TensorSpec([], tf.bool))], autograph=False)
 def _neighbour_step(state: Any, element: Any) -> Any:
     """One step of the scan that gives each chunk its neighbours (see `_with_neighbours`);
     traced once per process. State: the previous chunk's arrays, the held chunk's arrays and
-    element, whether one is held, and the unit (-1 before the first element)."""
-    previous, current, held, has_held, unit = state
+    element, whether one is held, the unit (-1 before the first element), and whether a pass
+    over the unit ended after the held chunk."""
+    previous, current, held, has_held, unit, pass_ended = state
     chunk, is_end = element
     arrays = chunk[1:5]
+    empty = tuple(tf.zeros([0], spec.dtype) for spec in _ARRAYS)
+    # Neighbours are taken within one pass: the next pass repeats the unit's chunks, so a
+    # neighbour across the pass boundary could be a copy of the held chunk's own documents.
+    following = tf.cond(pass_ended, lambda: empty, lambda: arrays)
     context = tuple(
-        tf.concat([a, b, c], 0) for a, b, c in zip(previous, current, arrays, strict=True)
+        tf.concat([a, b, c], 0) for a, b, c in zip(previous, current, following, strict=True)
     )
     first = tf.shape(previous[3], out_type=tf.int64)[0]
     span = tf.stack([first, first + tf.shape(current[3], out_type=tf.int64)[0]])
-    empty = tuple(tf.zeros([0], spec.dtype) for spec in _ARRAYS)
     no_span = tf.zeros([2], tf.int64)
     last = (tf.constant(True),)
+    not_last = (tf.constant(False),)
     # At the end: the held chunk, flagged as the unit's last; or, for a unit without documents,
     # an empty last element; or nothing, for a slot that claimed no unit.
     ending = tf.cond(
@@ -104,32 +124,39 @@ def _neighbour_step(state: Any, element: Any) -> Any:
         lambda: (unit >= 0, (unit, *chunk[1:-1], *last), empty, no_span),
     )
     # A chunk without documents (a piece's closing statistics, an empty file) is passed on at
-    # once and takes no neighbour's place.
-    alone = (tf.constant(True), chunk, empty, no_span)
+    # once and takes no neighbour's place; the last piece's one ends a pass.
+    alone = (tf.constant(True), (*chunk[:-1], *not_last), empty, no_span)
+    waiting = (previous, current, held, has_held, chunk[0], tf.logical_or(pass_ended, chunk[-1]))
     out = (has_held, held, context, span)
-    advanced = (current, arrays, chunk, tf.constant(True), chunk[0])
+    before = tf.cond(pass_ended, lambda: empty, lambda: current)
+    advanced = (before, arrays, chunk, tf.constant(True), chunk[0], tf.constant(False))
     return tf.case(
         [
             (is_end, lambda: (state, ending)),
-            (
-                tf.equal(tf.size(arrays[3]), 0),
-                lambda: ((previous, current, held, has_held, chunk[0]), alone),
-            ),
+            (tf.equal(tf.size(arrays[3]), 0), lambda: (waiting, alone)),
         ],
         default=lambda: (advanced, out),
     )
 
 
 def _with_neighbours(chunked: tf.data.Dataset) -> tf.data.Dataset:
-    """Each chunk (as it came) with the documents of [previous, chunk, next] and the chunk's
-    document range in them: NSP draws random segments from the neighbours too, so a chunk of
-    one document still has others to draw from. The unit's last element is flagged."""
+    """Each chunk (as it came) with the documents of [previous, chunk, next] of the same pass
+    over the unit and the chunk's document range in them: NSP draws random segments from the
+    neighbours too, so a chunk of one document still has others to draw from, and never a copy
+    of its own documents made by another dupe pass. The unit's last element is flagged."""
     empty = tuple(tf.zeros([0], spec.dtype) for spec in _ARRAYS)
     nothing = tuple(tf.zeros([d or 0 for d in spec.shape], spec.dtype) for spec in _CHUNK)
     marked = chunked.map(_mark(False)).concatenate(
         tf.data.Dataset.from_tensors(nothing).map(_mark(True))
     )
-    initial = (empty, empty, nothing, tf.constant(False), tf.constant(-1, tf.int64))
+    initial = (
+        empty,
+        empty,
+        nothing,
+        tf.constant(False),
+        tf.constant(-1, tf.int64),
+        tf.constant(False),
+    )
     neighboured = marked.scan(
         initial,
         tf.autograph.experimental.do_not_convert(lambda s, e: _neighbour_step(s, e)),
@@ -145,7 +172,8 @@ def units_records(
     jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer, threads: int | None = None
 ) -> tf.data.Dataset:
     """Records of the units this process claims: elements (unit index, framed records [n],
-    input bytes, statistics [5], piece, the unit's last), units interleaved two at a time.
+    input bytes, statistics [5], piece, the unit's last, tokens [2]: see `records_function`),
+    units interleaved two at a time.
 
     A unit's chunks are cached in memory (its tokens: about 1.5 times its text) and every dupe
     pass re-reads them; element k of a unit's repeated stream draws its instances from (the
@@ -175,8 +203,8 @@ def units_records(
     def convert(index: tf.Tensor, neighboured: Any) -> Any:
         chunk, context, span = neighboured
         unit, size, stats, piece, last = chunk[0], chunk[5], chunk[6], chunk[7], chunk[8]
-        records = to_records(*context, span, seeds[unit], index)
-        return unit, records, size, stats, piece, last
+        records, tokens = to_records(*context, span, seeds[unit], index)
+        return unit, records, size, stats, piece, last, tokens
 
     slots = tf.data.Dataset.range(len(jobs)).interleave(
         tf.autograph.experimental.do_not_convert(one_slot),
@@ -205,7 +233,11 @@ def records_function(
     cls_id: int,
     sep_id: int,
 ) -> Any:
-    """Chunk -> framed records: MakeInstances, NgramMask (static masking), EncodeExamples.
+    """Chunk -> (framed records, tokens [2]): MakeInstances, NgramMask (static masking),
+    EncodeExamples. Tokens, int64, for the build's token accounting: (input: the tokens of the
+    chunk's own documents, `span` of the context, never its NSP neighbours'; own: the tokens
+    its records carry from those documents, the op's `own_tokens`). Every dupe pass sees the
+    chunk again: the same input each time, own as that pass's draws (truncation) give it.
     Traced once per setting and process."""
     from pretrain_records.ops import make_instances
 
@@ -251,6 +283,22 @@ def records_function(
                     vocab_size,
                 ),
             }
-        return features.encode_batch(batch, config, tfrecord_frame=True)
+        tokens = tf.stack([_span_tokens(lengths, sentences, span), _own_tokens(batch)])
+        return features.encode_batch(batch, config, tfrecord_frame=True), tokens
 
     return to_records
+
+
+def _span_tokens(lengths: tf.Tensor, sentences: tf.Tensor, span: tf.Tensor) -> tf.Tensor:
+    """Tokens of documents [span[0], span[1]) of a context (its sentence lengths, sentences per
+    document), int64: the input the chunk's instances were made of."""
+    zero = tf.zeros([1], tf.int64)
+    sentence_starts = tf.concat([zero, tf.cumsum(tf.cast(sentences, tf.int64))], 0)
+    token_starts = tf.concat([zero, tf.cumsum(tf.cast(lengths, tf.int64))], 0)
+    bounds = tf.gather(token_starts, tf.gather(sentence_starts, span))
+    return bounds[1] - bounds[0]
+
+
+def _own_tokens(batch: dict[str, tf.Tensor]) -> tf.Tensor:
+    """The tokens a chunk's rows carry from their own documents, int64."""
+    return tf.reduce_sum(tf.cast(batch["own_tokens"], tf.int64))

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 REPO = Path(__file__).resolve().parent.parent
-CORPORA = REPO.parent / "shared" / "corpora"
+CORPORA = REPO / "tests" / "data"  # in the repository: see its README.md for sources, licences
 CLI = Path(sys.executable).with_name("make-pretrain-records")
 
 
@@ -129,8 +129,9 @@ def shard_hashes(out: Path) -> dict[str, str]:
 
 
 def corpus(relative: str) -> Path:
+    """A corpus of tests/data, by its path there (`en/botchan.txt`)."""
     path = CORPORA / relative
-    assert path.exists(), f"missing shared corpus {path}"
+    assert path.exists(), f"missing test corpus {path}"
     return path
 
 

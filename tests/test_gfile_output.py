@@ -1,6 +1,12 @@
 """Output to a tf.io.gfile filesystem that is not the local disk: TensorFlow's ram://, in this
-process (no rename is atomic there, no flock: the object-store code paths), end to end with a
-refresh, `verify`, `inspect` and `load_dataset`."""
+process, end to end with a refresh, `verify`, `inspect` and `load_dataset`.
+
+What this covers: the remote code paths of the tool (paths through `tf.io.gfile`, no flock, no
+fsync, no local `os` calls on the output). What it does not: TensorFlow's ram:// rename is an
+atomic move of one in-memory entry, not an object store's copy then delete, so the publication's
+copy-rename branches (a copy done but its delete not, rolled back or tidied by the next run) are
+never run here. A test against a GCS emulator is planned for them.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,14 @@ from pretrain_records.pipeline.loader import load_dataset
 from tests.conftest import ARGS, invoke
 
 
-def test_a_build_and_a_refresh_on_ram_then_verify_inspect_and_load(tmp_path, three_files):
+def test_a_build_and_a_refresh_on_ram_then_verify_inspect_and_load(
+    tmp_path, three_files, monkeypatch
+):
+    # The CLI runs in this process: a ram:// path taken for a local one would be a `ram:`
+    # folder in the working directory.
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     out = "ram://bucket/records"
     args = [*ARGS, "--unit-bytes", 40000]
     first = json.loads(invoke("build", three_files, "-o", out, *args, "--json").stdout)
@@ -21,7 +34,7 @@ def test_a_build_and_a_refresh_on_ram_then_verify_inspect_and_load(tmp_path, thr
     gfile = tf.io.gfile
     names = sorted(gfile.listdir(out))
     assert "manifest.json" in names and "spm.model" in names
-    assert not (tmp_path / "ram:").exists()
+    assert list(work.iterdir()) == [] and not (tmp_path / "ram:").exists()
     changed = three_files / "part-1.txt"
     changed.write_text(changed.read_text() + "\n새로운 리뷰입니다.\n")
     second = json.loads(invoke("build", three_files, "-o", out, *args, "--json").stdout)
@@ -43,3 +56,4 @@ def test_a_build_and_a_refresh_on_ram_then_verify_inspect_and_load(tmp_path, thr
             == (local / shard["name"]).read_bytes()
         )
     shutil.rmtree(local)
+    assert list(work.iterdir()) == []  # nor did the refresh, verify, inspect or the loader

@@ -111,6 +111,29 @@ def test_nsp_random_b_is_the_other_document():
                 assert (b == "▁on ▁the ▁mat") == (label == 0)
 
 
+def test_own_tokens_count_what_rows_carry_of_their_own_document():
+    # none at L = 8: the 7-token sentence loses its last token to truncation.
+    chunk = handmade([["▁the ▁cat ▁sat", "▁on ▁the ▁mat"], ["▁un like ly ▁dog s ▁ran ▁far"]])
+    rows = numpy_rows(make_instances(*chunk, [1, 1], **settings("none", 8, 0.0)))
+    assert rows["own_tokens"].tolist() == [6, 6]
+    assert rows["own_tokens"].dtype == np.int32
+    # sop: both segments are the document's; L = 7 leaves 4 of its 6 tokens.
+    chunk = handmade([["▁the ▁cat ▁sat", "▁on ▁the ▁mat"]])
+    for seed in range(8):
+        assert make_instances(*chunk, [seed, 1], **settings("sop", 16, 0.0))["own_tokens"] == [6]
+        assert make_instances(*chunk, [seed, 1], **settings("sop", 7, 0.0))["own_tokens"] == [4]
+    # nsp: a random B (label 1) is another document's; the sentence put back makes the next
+    # row, so every document's 6 tokens are carried once.
+    chunk = handmade([["▁the ▁cat ▁sat", "▁on ▁the ▁mat"], ["▁a ▁dog ▁ran", "▁far ▁a way"]])
+    labels = set()
+    for seed in range(16):
+        rows = numpy_rows(make_instances(*chunk, [seed, 2], **settings("nsp", 16, 0.0)))
+        assert rows["own_tokens"].tolist() == [3 if label else 6 for label in rows["label"]]
+        assert rows["own_tokens"].sum() == 12
+        labels.update(rows["label"].tolist())
+    assert labels == {0, 1}
+
+
 @dataclass(frozen=True)
 class RealChunk:
     """The Korean review sample as one chunk: one document per review block, a sentence per
@@ -219,6 +242,33 @@ def test_segments_are_runs_and_nsp_b_never_comes_from_the_same_document(
         else:
             assert same_document
             assert (b[0] < a[0]) == (label == 1)
+
+
+@pytest.mark.parametrize("task", ["nsp", "sop", "none"])
+def test_own_tokens_are_the_tokens_of_the_rows_document_on_a_real_chunk(
+    korean: RealChunk, task: str
+):
+    """Per row: the tokens from A's document; over a document range: at most its tokens."""
+    sep = korean.tokenizer.sep_id
+    documents = len(korean.document_sentences)
+    first, end = documents // 4, documents // 2
+    rows = numpy_rows(
+        make_instances(
+            *korean.arrays(korean.positions()),
+            [8, 9],
+            documents=[first, end],
+            **real_settings(korean, task, 32),
+        )
+    )
+    for ids, n, own in zip(rows["input_ids"], rows["length"], rows["own_tokens"], strict=True):
+        a, b = split_row(ids, n, sep)
+        of_a = korean.document_of(a[:1])[0]
+        assert first <= of_a < end
+        tokens = np.concatenate([a, b])
+        assert own == (korean.document_of(tokens) == of_a).sum()
+        assert own == n - (2 if task == "none" else 3) or task == "nsp"
+    in_range = np.isin(korean.document_of(korean.positions()), np.arange(first, end)).sum()
+    assert 0 < rows["own_tokens"].sum() < in_range  # L = 32: truncation drops some
 
 
 def test_labels_are_balanced(korean: RealChunk):

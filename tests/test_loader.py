@@ -234,11 +234,22 @@ def test_static_records_pass_through_unchanged(records):
     shards = sorted(str(p) for p in (records / "static").glob("train-*"))
     raw = tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, spec))
     stored = np.stack([r["masked_lm_positions"] for r in raw.as_numpy_iterator()])
-    # The loader interleaves shards: the same records, in another order (the tail that does not
-    # fill a batch is dropped).
+    # The same records (the tail that does not fill a batch is dropped).
     assert len(stored) - BATCH < len(loaded) <= len(stored)
     stored_set = {tuple(r) for r in stored.tolist()}
     assert all(tuple(r) in stored_set for r in loaded.tolist())
+
+
+def test_without_a_shuffle_buffer_records_come_shard_after_shard_in_manifest_order(records):
+    directory = records / "static"
+    assert len(json.loads((directory / "manifest.json").read_text())["shards"]) == 3
+    everything = stored_rows(directory)
+    ds = load_dataset(str(directory), BATCH, seed=3, epochs=1, shuffle_buffer=0)
+    rows = [
+        row_key({k: batch[k][r] for k in KEY}) for batch in batches(ds, 1000) for r in range(BATCH)
+    ]
+    assert len(everything) > 3 * BATCH
+    assert rows == everything[: len(everything) // BATCH * BATCH]
 
 
 @pytest.mark.parametrize("hosts", [2, 5])

@@ -1,7 +1,10 @@
 """The output directory's protocol, in process: publication, roll back, recovery, ownership.
 
-Every test runs on a local directory and on TensorFlow's ram:// filesystem (a non-POSIX
-tf.io.gfile filesystem: renames there are not the local atomic ones).
+Every test runs on a local directory and on TensorFlow's ram:// filesystem (a tf.io.gfile
+filesystem: the remote code paths, no flock, no fsync). Not covered: TensorFlow's ram:// rename
+is an atomic move, as a local one is, not an object store's copy then delete, so no publication
+step here is ever a copy done but its delete not, and the roll back's and recovery's branches
+for such a half-done copy-rename never run. A test against a GCS emulator is planned for them.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import signal
 
 import pytest
@@ -49,7 +50,6 @@ def with_model(reference):
 
 
 def test_the_same_bytes_on_any_number_of_workers_and_on_beam(tmp_path, big_jsonl, reference):
-    expected = shard_hashes(reference)
     invoke("build", big_jsonl, "-o", tmp_path / "base", *with_model(reference), "--workers", 1)
     expected = shard_hashes(tmp_path / "base")
     for runner, workers in (("local", "2"), ("local", "auto"), ("direct", "1"), ("direct", "2")):
@@ -113,7 +113,12 @@ def test_without_beam_the_error_names_the_extra(tmp_path, big_jsonl, reference):
     assert "pip install 'make-pretrain-records[beam]'" in one_error_line(result.stderr)
 
 
-def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl):
+def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl, monkeypatch):
+    # The CLI runs in this process: a gs:// path taken for a local one would be a `gs:` folder
+    # in the working directory.
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     result = invoke(
         "build",
         big_jsonl,
@@ -139,12 +144,14 @@ def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl):
     assert {"Units", "Spread", "Build"} <= set(summary["beam"]["transforms"])
     assert summary["beam"]["graph_bytes"] > 1000
     assert summary["beam"]["kept_records"] == "gs://example-bucket/records/.mpr/units"
-    assert not (tmp_path / "gs:").exists()
+    assert not (work / "gs:").exists() and not (tmp_path / "gs:").exists()
     bad = invoke(
         "build",
         big_jsonl,
         "-o",
         tmp_path / "out",
+        "--input-format",
+        "jsonl",
         "--runner",
         "dataflow",
         "--beam-option",
@@ -193,6 +200,20 @@ def test_a_workers_data_error_is_the_builds_one_line_error(tmp_path, big_jsonl, 
     out = tmp_path / "out"
     result = run_cli("build", broken, "-o", out, *with_model(reference), "--workers", 2, check=1)
     assert f"error: {broken}:34: invalid JSON (" in one_error_line(result.stderr)
-    kept = out / ".mpr" / "units"  # absent when the error came before any unit had records
-    units = list(kept.iterdir()) if kept.exists() else []
-    assert all((unit / "unit.json").exists() for unit in units), units  # no half-built unit
+    assert [p.name for p in out.iterdir()] == [".mpr"]  # nothing published
+    # The broken unit is the largest, claimed first; how many units the other worker completed
+    # before the error stopped it depends on timing: none (no units folder at all, when it had
+    # no records yet) up to all the others. Each one kept is complete: its runs and unit.json.
+    kept = out / ".mpr" / "units"
+    units = sorted(kept.iterdir()) if kept.exists() else []
+    for unit in units:
+        runs = json.loads((unit / "unit.json").read_text())["runs"]
+        assert sorted(p.name for p in unit.iterdir()) == sorted(
+            ["unit.json", *(run["name"] for run in runs)]
+        ), unit
+        assert all((unit / run["name"]).stat().st_size == run["bytes"] for run in runs), unit
+    # The next run finds exactly those complete, and the broken unit not among them.
+    again = run_cli("build", broken, "-o", out, *with_model(reference), "--workers", 1, check=1)
+    planned = re.search(r"(\d+) work units \((\d+) kept from an earlier run", again.stderr)
+    assert planned and int(planned[1]) >= 5 and int(planned[2]) == len(units), again.stderr
+    assert f"error: {broken}:34: invalid JSON (" in one_error_line(again.stderr)

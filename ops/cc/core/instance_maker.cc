@@ -122,10 +122,12 @@ class Planner {
     Segment a{whole.begin, Start(doc, first + a_sentences)};
     Segment b{a.end, whole.end};
     int32_t label = 0;
+    bool borrowed = false;
     int64_t unused = 0;
     if (options_.task == SentenceTask::kNsp) {
       if (sentences == 1 || rng.Uniform() < 0.5) {
         label = 1;  // B is random text from another document
+        borrowed = true;
         b = RandomSegment(d, std::max<int64_t>(1, target - a.size()), rng);
         unused = sentences - a_sentences;
       }
@@ -142,7 +144,9 @@ class Planner {
       }
     }
     Truncate(&a, &b, rng);
-    if (a.size() > 0 && b.size() > 0) out_->push_back({a.begin, a.end, b.begin, b.end, label});
+    if (a.size() > 0 && b.size() > 0) {
+      out_->push_back({a.begin, a.end, b.begin, b.end, label, borrowed});
+    }
     return unused;
   }
 
@@ -256,6 +260,11 @@ std::string ValidateChunk(const Chunk& chunk) {
   return "";
 }
 
+int64_t OwnTokens(const Instance& instance) {
+  const int64_t a = instance.a_end - instance.a_begin;
+  return instance.b_borrowed ? a : a + instance.b_end - instance.b_begin;
+}
+
 RowRandom DocumentRandom(uint64_t seed0, uint64_t seed1, int64_t document) {
   // Mix is a bijection, so for one seed0 distinct seed1 give distinct keys; the document is
   // the row of its key (as instance_stream.cc keys pass, then document).
@@ -285,7 +294,7 @@ bool PlanInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
 
 void WriteRows(const Chunk& chunk, const InstanceOptions& options,
                const std::vector<Instance>& instances, int32_t* input_ids, int32_t* segment_ids,
-               int32_t* token_boundary, int32_t* lengths, int32_t* labels) {
+               int32_t* token_boundary, int32_t* lengths, int32_t* labels, int32_t* own_tokens) {
   const int64_t length = options.max_seq_length;
   const bool pair = options.task != SentenceTask::kNone;
   const auto cls = static_cast<int32_t>(options.cls_id);
@@ -318,6 +327,7 @@ void WriteRows(const Chunk& chunk, const InstanceOptions& options,
     std::fill(boundary + k, boundary + length, 0);
     lengths[r] = static_cast<int32_t>(k);
     labels[r] = instance.label;
+    own_tokens[r] = static_cast<int32_t>(OwnTokens(instance));  // at most L - 2
   }
 }
 
@@ -337,8 +347,10 @@ bool MakeInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
   out->token_boundary.resize(rows * options.max_seq_length);
   out->lengths.resize(rows);
   out->labels.resize(rows);
+  out->own_tokens.resize(rows);
   WriteRows(chunk, options, instances, out->input_ids.data(), out->segment_ids.data(),
-            out->token_boundary.data(), out->lengths.data(), out->labels.data());
+            out->token_boundary.data(), out->lengths.data(), out->labels.data(),
+            out->own_tokens.data());
   return true;
 }
 

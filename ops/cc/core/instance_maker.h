@@ -70,7 +70,14 @@ struct Instance {
   int64_t a_begin = 0, a_end = 0;
   int64_t b_begin = 0, b_end = 0;
   int32_t label = 0;
+  bool b_borrowed = false;  // B is NSP's random segment from another document
 };
+
+// The tokens an instance carries from its own document: A, and B unless borrowed. Summed
+// over a chunk's instances, at most the tokens of its planned documents: the difference is
+// what truncation and SOP's unsplittable one-token documents leave out (a short target only
+// makes more instances; NSP's put-back sentences are used once, by the next instance).
+int64_t OwnTokens(const Instance& instance);
 
 // The stream document d (numbered among the documents with tokens that make instances) of a
 // chunk draws from.
@@ -86,17 +93,18 @@ bool PlanInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
                    uint64_t seed1, std::vector<Instance>* out, std::string* error);
 
 // Writes instances as rows of max_seq_length: [CLS] A [SEP] (B [SEP]), then 0s.
-// input_ids, segment_ids, token_boundary: [n, L] row-major; lengths, labels: [n].
+// input_ids, segment_ids, token_boundary: [n, L] row-major; lengths, labels, own_tokens
+// (OwnTokens of each instance): [n].
 // The first token of a segment starts a word (front truncation can cut a word).
 void WriteRows(const Chunk& chunk, const InstanceOptions& options,
                const std::vector<Instance>& instances, int32_t* input_ids, int32_t* segment_ids,
-               int32_t* token_boundary, int32_t* lengths, int32_t* labels);
+               int32_t* token_boundary, int32_t* lengths, int32_t* labels, int32_t* own_tokens);
 
 // Padded instance rows, row-major.
 struct InstanceRows {
   int64_t max_seq_length = 0;
   std::vector<int32_t> input_ids, segment_ids, token_boundary;  // [n * L]
-  std::vector<int32_t> lengths, labels;                         // [n]
+  std::vector<int32_t> lengths, labels, own_tokens;             // [n]
   int64_t rows() const { return static_cast<int64_t>(lengths.size()); }
 };
 

@@ -96,6 +96,7 @@ InstanceOptions Options(SentenceTask task, int64_t length = 32, double short_seq
 struct Row {
   std::vector<int32_t> ids, segments, boundary;  // the first `length` entries
   int label = 0;
+  int own = 0;  // tokens from the row's own document
 };
 
 std::vector<Row> Make(const OwnedChunk& chunk, const InstanceOptions& o, uint64_t seed0,
@@ -108,6 +109,7 @@ std::vector<Row> Make(const OwnedChunk& chunk, const InstanceOptions& o, uint64_
   EXPECT(out.max_seq_length == o.max_seq_length);
   const int64_t L = o.max_seq_length;
   EXPECT(static_cast<int64_t>(out.input_ids.size()) == out.rows() * L);
+  EXPECT(out.own_tokens.size() == out.lengths.size());
   std::vector<Row> rows;
   for (int64_t r = 0; r < out.rows(); ++r) {
     const int64_t n = out.lengths[r];
@@ -119,7 +121,8 @@ std::vector<Row> Make(const OwnedChunk& chunk, const InstanceOptions& o, uint64_
     const auto at = [&](const std::vector<int32_t>& v) {
       return std::vector<int32_t>(v.begin() + r * L, v.begin() + r * L + n);
     };
-    rows.push_back({at(out.input_ids), at(out.segment_ids), at(out.token_boundary), out.labels[r]});
+    rows.push_back({at(out.input_ids), at(out.segment_ids), at(out.token_boundary), out.labels[r],
+                    out.own_tokens[r]});
   }
   return rows;
 }
@@ -433,6 +436,79 @@ void TestSopSplitsASingleSentence() {
   EXPECT(Make(FromPieces({{"▁cat"}}), Options(SentenceTask::kSop), 1, 1).empty());
 }
 
+int Sum(const std::vector<Row>& rows) {
+  int own = 0;
+  for (const Row& row : rows) own += row.own;
+  return own;
+}
+
+// Own tokens on handmade chunks: what a row carries of its own document, exactly.
+void TestOwnTokensAreExact() {
+  // none, L = 8 (6 tokens): the 7-token sentence loses "▁far" to truncation.
+  const OwnedChunk none = FromPieces({
+      {"▁the ▁cat ▁sat", "▁on ▁the ▁mat"},
+      {"▁un like ly ▁dog s ▁ran ▁far", "▁it ▁ran"},
+  });
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    const std::vector<Row> rows = Make(none, Options(SentenceTask::kNone, 8, 0), seed, 1);
+    EXPECT(rows.size() == 3);
+    for (const Row& row : rows) EXPECT(row.own == static_cast<int>(row.ids.size()) - 2);
+    EXPECT(Sum(rows) == 14 && none.ids.size() == 15);
+  }
+  // SOP: both segments are the document's, swapped or not; with room for them, all of it.
+  const OwnedChunk sop = FromPieces({{"▁the ▁cat ▁sat", "▁on ▁the ▁mat"}});
+  for (uint64_t seed = 0; seed < 16; ++seed) {
+    const std::vector<Row> rows = Make(sop, Options(SentenceTask::kSop, 16, 0), seed, 0);
+    EXPECT(rows.size() == 1 && Sum(rows) == 6);
+    // L = 7 leaves 4 tokens of 6: truncation drops 2, whatever the coin.
+    const std::vector<Row> cut = Make(sop, Options(SentenceTask::kSop, 7, 0), seed, 0);
+    EXPECT(cut.size() == 1 && Sum(cut) == 4);
+  }
+  // SOP cannot split a one-token document: no row, its token is dropped.
+  EXPECT(Sum(Make(FromPieces({{"▁cat"}, {"▁the ▁cat ▁sat"}}), Options(SentenceTask::kSop), 1, 1)) ==
+         3);
+  // NSP: a random B is not the row's own (A only); the sentence put back goes into the next
+  // row, so each document's 6 tokens are carried exactly once.
+  const OwnedChunk nsp = FromPieces({
+      {"▁the ▁cat ▁sat", "▁on ▁the ▁mat"},
+      {"▁a ▁dog ▁ran", "▁far ▁a way"},
+  });
+  std::set<int> labels;
+  for (uint64_t seed = 0; seed < 64; ++seed) {
+    const std::vector<Row> rows = Make(nsp, Options(SentenceTask::kNsp, 16, 0), seed, 0);
+    for (const Row& row : rows) {
+      EXPECT(row.own == (row.label == 1 ? 3 : 6));
+      labels.insert(row.label);
+    }
+    EXPECT(Sum(rows) == 12);
+  }
+  EXPECT(labels.size() == 2);
+}
+
+// On synthetic chunks with truncation: a row's own tokens are those of A's document, and a
+// document's rows never carry more of it than it has.
+void TestOwnTokensCountTheRowsOwnDocument() {
+  const OwnedChunk chunk = Synthetic(80, 6, 4, 20);  // sentences of 4..23 tokens
+  std::vector<int> document_tokens(80, 0);
+  for (int32_t id : chunk.ids) ++document_tokens[DocOf(id)];
+  for (SentenceTask task : {SentenceTask::kNsp, SentenceTask::kSop, SentenceTask::kNone}) {
+    for (int64_t length : {6, 17, 64}) {
+      std::vector<int> carried(80, 0);
+      int borrowed = 0;
+      for (const Row& row : Make(chunk, Options(task, length, 0.2), 4, length)) {
+        const int doc = DocOf(row.ids[1]);
+        int own = 0;
+        for (int32_t id : row.ids) own += id >= 10 && DocOf(id) == doc;
+        EXPECT(row.own == own);
+        borrowed += own < static_cast<int>(row.ids.size()) - (task == SentenceTask::kNone ? 2 : 3);
+        carried[doc] += row.own;
+      }
+      for (int d = 0; d < 80; ++d) EXPECT(carried[d] > 0 && carried[d] <= document_tokens[d]);
+      EXPECT((borrowed > 0) == (task == SentenceTask::kNsp));
+    }
+  }
+}
+
 void TestEmptyDocumentsAndSentences() {
   const InstanceOptions nsp = Options(SentenceTask::kNsp, 12, 0.3);
   // Documents without tokens are skipped and not numbered: the same rows as without them.
@@ -573,6 +649,8 @@ int main() {
       {"TruncationKeepsLayoutAndWordStarts", TestTruncationKeepsLayoutAndWordStarts},
       {"LabelsAreBalanced", TestLabelsAreBalanced},
       {"SopSplitsASingleSentence", TestSopSplitsASingleSentence},
+      {"OwnTokensAreExact", TestOwnTokensAreExact},
+      {"OwnTokensCountTheRowsOwnDocument", TestOwnTokensCountTheRowsOwnDocument},
       {"EmptyDocumentsAndSentences", TestEmptyDocumentsAndSentences},
       {"NspNeedsTwoDocuments", TestNspNeedsTwoDocuments},
       {"Validation", TestValidation},

@@ -20,6 +20,7 @@ REGISTER_OP("MakeInstances")
     .Output("token_boundary: int32")
     .Output("lengths: int32")
     .Output("labels: int32")
+    .Output("own_tokens: int32")
     .Attr("max_seq_length: int")
     .Attr("short_seq_prob: float")
     .Attr("sentence_task: {'nsp', 'sop', 'none'}")
@@ -35,6 +36,7 @@ REGISTER_OP("MakeInstances")
       for (int i = 0; i < 3; ++i) c->set_output(i, c->Matrix(rows, columns));
       c->set_output(3, c->Vector(rows));
       c->set_output(4, c->Vector(rows));
+      c->set_output(5, c->Vector(rows));
       return absl::OkStatus();
     })
     .Doc(R"doc(
@@ -63,6 +65,9 @@ token_boundary: [N, max_seq_length] 1 where a token starts a word (the first tok
   of each segment does), 0 for padding.
 lengths: [N] tokens of each row before padding.
 labels: [N] NSP: 1 when B is random; SOP: 1 when A and B are swapped; none: 0.
+own_tokens: [N] the tokens of each row from its own document: A, and B unless it is
+  NSP's random segment from another document ([CLS]/[SEP] not counted). Summed over
+  the rows, at most the tokens of the documents in range; the rest was dropped.
 max_seq_length: L, [CLS] and [SEP]s included.
 short_seq_prob: probability of a shorter target length, uniform in [2, L - 3]
   (L - 2 for none), as BERT.
