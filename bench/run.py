@@ -14,6 +14,7 @@ BENCHMARKS = [
     "mixing.py",
     "beam.py",
     "sentences.py",
+    "formats.py",
 ]
 
 

@@ -157,7 +157,7 @@ def _config_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """One option per config key (`max_n` <-> `--max-n`); unset options leave YAML/defaults."""
     types = {bool: click.BOOL, int: click.INT, float: click.FLOAT}
     for key in reversed(list(config_lib.RULES)):
-        default = config_lib.DEFAULTS[key]
+        default = config_lib.DEFAULTS.get(config_lib.ALIASES.get(key, key))
         kind = types.get(type(default), click.STRING)
         help_text = f"{config_lib.RULES[key][1]} [config: {key}, default: {default}]"
         command = click.option(
@@ -292,8 +292,15 @@ def build(
 @click.option("-o", "--output", "prefix", required=True, help="Writes PREFIX.model, PREFIX.vocab.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config.")
 @click.option("--vocab-size", "vocab_size", type=int, default=None, help="Soft vocabulary size.")
-@click.option("--input-format", "input_format", default=None, help="lines | jsonl | text")
-@click.option("--jsonl-field", "jsonl_field", default=None, help="JSONL text field.")
+@click.option(
+    "--input-format",
+    "input_format",
+    default=None,
+    help="lines | jsonl | text | parquet | wikipedia",
+)
+@click.option("--text-field", "text_field", default=None, help="JSONL field / parquet column.")
+@click.option("--jsonl-field", "jsonl_field", default=None, help="Old name of --text-field.")
+@click.option("--filters", default=None, help="Row conditions, e.g. 'language == en; x >= 3'.")
 @click.option("--language", default=None, help="Sentence-splitting language code.")
 @click.option("--seed", type=int, default=None, help="Training seed.")
 def train_tokenizer(

@@ -66,7 +66,8 @@ def make_instances(
       ``input_ids``, ``segment_ids``, ``token_boundary`` ``[N, L]``
       (``[CLS] A [SEP] B [SEP]`` or ``[CLS] A [SEP]``, then 0s; segment 1 for
       ``B [SEP]``; the first token of each segment starts a word), ``length``
-      and ``label`` ``[N]``, and ``own_tokens`` ``[N]``: the tokens each row
+      and ``label`` ``[N]``, ``document`` ``[N]`` (the index in the chunk of the document
+      each row's A comes from), and ``own_tokens`` ``[N]``: the tokens each row
       carries from its own document (A, and B unless it is ``nsp``'s random
       segment from another document; ``[CLS]``/``[SEP]`` not counted). Their sum
       is at most the tokens of the chunk's documents (of ``documents``); the
@@ -84,7 +85,7 @@ def make_instances(
       >>> rows["input_ids"].shape, int(rows["length"][0]), int(rows["own_tokens"][0])
       (TensorShape([1, 8]), 8, 5)
     """
-    input_ids, segment_ids, token_boundary, lengths, labels, own = op_library.load().make_instances(
+    outputs = op_library.load().make_instances(
         token_ids,
         _as_int8(word_starts),
         sentence_lengths,
@@ -97,6 +98,7 @@ def make_instances(
         cls_id=cls_id,
         sep_id=sep_id,
     )
+    input_ids, segment_ids, token_boundary, lengths, labels, own, documents_of_rows = outputs
     return {
         "input_ids": input_ids,
         "segment_ids": segment_ids,
@@ -104,4 +106,5 @@ def make_instances(
         "length": lengths,
         "label": labels,
         "own_tokens": own,
+        "document": documents_of_rows,
     }

@@ -18,14 +18,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pretrain_records.pipeline import executors, inputs, merge, planning, schema, tokenize
+from pretrain_records.pipeline import executors, inputs, merge, planning, scanning, schema, tokenize
 from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline import runs as runs_lib
-from pretrain_records.pipeline.config import BuildConfig, to_yaml
-from pretrain_records.pipeline.documents import ReadStats
+from pretrain_records.pipeline.config import BuildConfig, from_manifest, to_yaml
 from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
+from pretrain_records.pipeline.pieces import ReadStats
 from pretrain_records.pipeline.tokenizer_source import load_given, obtain
 from pretrain_records.pipeline.unit_job import RECORDS_VERSION, TokenCounts, UnitJob, UnitResult
 from pretrain_records.pipeline.version import VERSION
@@ -53,7 +53,7 @@ class BuildRequest:
 class Plan:
     """The units of a build, the tokenizer, and which units are kept from earlier runs."""
 
-    files: list[planning.ScannedFile]
+    files: list[scanning.ScannedFile]
     jobs: list[UnitJob]
     kept: dict[str, UnitResult]
     tokenizer: tokenize.Tokenizer
@@ -69,6 +69,8 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
     started = time.monotonic()
     out = OutputDir(request.out)
     found, skipped = inputs.expand(list(request.inputs), request.out)
+    if request.config.input_format == "wikipedia":
+        found = _without_dump_indexes(found, skipped)
     given = load_given(request.config.spm_model) if request.config.spm_model else None
     if request.dry_run:
         return _dry_run(request, out, found, skipped, events)
@@ -92,6 +94,19 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
     return _summary(request, manifest, plan, started, "ok")
 
 
+def _without_dump_indexes(
+    found: list[inputs.InputFile], skipped: inputs.Skipped
+) -> list[inputs.InputFile]:
+    """The inputs but multistream Wikipedia dumps' indexes, which are read with their dump."""
+    from pretrain_records.pipeline.wikipedia_input import is_index
+
+    kept = [f for f in found if not is_index(f.path)]
+    skipped.index_files += len(found) - len(kept)
+    if not kept:
+        raise UsageError("the inputs are multistream indexes only: give the dump beside them")
+    return kept
+
+
 def _input_paths(request: BuildRequest, found: list[inputs.InputFile]) -> list[str]:
     """Every local file the build reads: inputs, the tokenizer, the config file."""
     given = [request.config.spm_model, request.config_file]
@@ -110,7 +125,8 @@ def config_identity(config: dict[str, Any], model_sha256: str | None) -> dict[st
 def _published_identity(manifest: dict[str, Any]) -> dict[str, Any]:
     tokenizer = manifest.get("tokenizer") or {}
     given = tokenizer.get("sha256") if tokenizer.get("origin") == "given" else None
-    return config_identity(manifest["config"], given)
+    # An older manifest's config: old key names, keys added since at their defaults.
+    return config_identity(from_manifest(manifest["config"]).to_dict(), given)
 
 
 def _check_config(
@@ -142,20 +158,27 @@ def _check_config(
 
 def _scan(
     found: list[inputs.InputFile], config: BuildConfig, out: OutputDir
-) -> list[planning.ScannedFile]:
+) -> list[scanning.ScannedFile]:
     cache = out.read_private_json("plan-cache.json") or {}
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashing and inflating release the GIL
-        return list(
-            pool.map(
-                lambda f: planning.scan(f, config.input_format, config.unit_bytes, cache), found
-            )
-        )
+        return list(pool.map(lambda f: _scan_one(f, config, cache), found))
+
+
+def _scan_one(
+    file: inputs.InputFile, config: BuildConfig, cache: dict[str, Any]
+) -> scanning.ScannedFile:
+    from pretrain_records.pipeline import row_filters
+
+    fields = tuple(row_filters.fields(row_filters.parse_all(config.filters)))
+    return scanning.scan(
+        file, config.input_format, config.unit_bytes, cache, config.text_field, fields
+    )
 
 
 def plan_cache(plan: Plan, config: BuildConfig) -> dict[str, Any]:
     """Cut points of the compressed inputs, so that a refresh need not inflate them again."""
     return {
-        planning.cache_key(f.sha256, config.input_format, config.unit_bytes): [
+        scanning.cache_key(f.sha256, config.input_format, config.unit_bytes): [
             dataclasses.astuple(p) for p in f.pieces
         ]
         for f in plan.files
@@ -414,6 +437,7 @@ def _skipped(stats: ReadStats, walks: inputs.Skipped) -> dict[str, int]:
         "empty_files": stats.empty_files,
         "bad_lines": stats.bad_lines,
         "split_long_lines": stats.split_long_lines,
+        "filtered_rows": stats.filtered_rows,
         **walks.as_dict(),
     }
 
@@ -452,7 +476,7 @@ def _dry_run(
 ) -> dict[str, Any]:
     """The plan (files, units, an estimate of the shards), written nowhere."""
     config = request.config
-    files = [planning.scan(f, config.input_format, config.unit_bytes, {}) for f in found]
+    files = [_scan_one(f, config, {}) for f in found]
     units = planning.group(files, config.sentence_task, config.unit_bytes)
     summary: dict[str, Any] = {
         "status": "dry-run",

@@ -33,7 +33,8 @@ class BuildConfig:
     """Everything that decides the output bytes (plus the reporting-only `bad_lines`)."""
 
     input_format: str = "lines"
-    jsonl_field: str = "text"
+    text_field: str = "text"
+    filters: tuple[str, ...] = ()
     language: str = "en"
     spm_model: str | None = None
     vocab_size: int = 32000
@@ -55,7 +56,14 @@ class BuildConfig:
     unit_bytes: int = 4 << 20
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as plain JSON/YAML values (filters as a list)."""
+        values = dataclasses.asdict(self)
+        values["filters"] = list(self.filters)
+        return values
+
+
+# Old names that still work: `jsonl_field` is `text_field` (JSONL field or parquet column).
+ALIASES = {"jsonl_field": "text_field"}
 
 
 SHOW_LIMIT = 80  # characters of a bad value a message quotes
@@ -297,10 +305,46 @@ def _shards(value: Any) -> str | None:
     return None
 
 
+def filter_items(value: Any) -> list[str]:
+    """The conditions of a `filters` value: a YAML list of strings, or one string of
+    conditions separated by `;` (the command line's form)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(";") if item.strip()]
+    return list(value)
+
+
+def _filters(value: Any) -> str | None:
+    """A list of `FIELD OP VALUE` conditions (see row_filters), or a `;`-separated string."""
+    from pretrain_records.pipeline import row_filters
+
+    if value is None:
+        return None
+    if not isinstance(value, (str, list, tuple)):
+        return f"must be a list of conditions such as 'language == en', {_got(value)}"
+    items = filter_items(value)
+    if len(items) > 64:
+        return f"must hold at most 64 conditions, got {len(items)}"
+    for item in items:
+        try:
+            row_filters.parse(item)
+        except row_filters.FilterError as error:
+            return str(error)
+    return None
+
+
 # Each key's rule, and a one-line help that the CLI shows too.
 RULES: dict[str, tuple[Check, str]] = {
-    "input_format": (_choice("lines", "jsonl", "text"), "lines | jsonl | text"),
-    "jsonl_field": (_text, "JSONL field holding a document's text"),
+    "input_format": (
+        _choice("lines", "jsonl", "text", "parquet", "wikipedia"),
+        "lines | jsonl | text | parquet | wikipedia",
+    ),
+    "text_field": (_text, "JSONL field or parquet column holding a document's text"),
+    "jsonl_field": (_text, "old name of text_field"),
+    "filters": (
+        _filters,
+        "conditions JSONL/parquet rows must meet, e.g. [language == en, int_score >= 3] "
+        "(on the command line: 'language == en; int_score >= 3')",
+    ),
     "language": (_language, "language code for sentence splitting (sentencex), e.g. en, ko, ja"),
     "spm_model": (_optional_text, "SentencePiece model; none: train one on the input"),
     # SentencePiece parses it as an int32 and its work grows with it (2**31 - 1 runs for
@@ -523,12 +567,34 @@ def resolve(*layers: Mapping[str, Any]) -> BuildConfig:
     for layer in layers:
         for key, value in layer.items():
             check_value(key, value)
-            merged[key] = value
+            canonical = ALIASES.get(key, key)
+            if canonical != key and canonical in layer and layer[canonical] != value:
+                raise ConfigError(
+                    f"config keys {key} and {canonical} are one key (its old and new name) "
+                    "with two values: keep one"
+                )
+            merged[canonical] = value
+    from pretrain_records.pipeline import row_filters
+
+    merged["filters"] = tuple(
+        row_filters.parse(item).text for item in filter_items(merged["filters"] or [])
+    )
     if isinstance(merged["num_shards"], str) and merged["num_shards"] != "auto":
         merged["num_shards"] = int(merged["num_shards"])
     _check_lengths(merged)
     for key in ("mask_ratio", "short_seq_prob"):
         merged[key] = float(merged[key])
+    return BuildConfig(**merged)
+
+
+def from_manifest(values: Mapping[str, Any]) -> BuildConfig:
+    """The config a manifest recorded (older ones: old key names, keys added since missing)."""
+    merged = dict(DEFAULTS)
+    for key, value in values.items():
+        key = ALIASES.get(key, key)
+        if key in merged:
+            merged[key] = value
+    merged["filters"] = tuple(merged["filters"] or ())
     return BuildConfig(**merged)
 
 

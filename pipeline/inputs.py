@@ -41,6 +41,7 @@ class Skipped:
     output_dir: int = 0
     not_regular: int = 0
     repeated_folders: int = 0  # reached again through a symlink (a loop): walked once
+    index_files: int = 0  # a multistream Wikipedia dump's index: read with its dump
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)

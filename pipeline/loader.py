@@ -20,7 +20,7 @@ from typing import Any
 import tensorflow as tf
 from pretrain_records.pipeline import features
 from pretrain_records.pipeline import manifest as manifest_lib
-from pretrain_records.pipeline.config import BuildConfig
+from pretrain_records.pipeline.config import BuildConfig, from_manifest
 from pretrain_records.pipeline.schema import COMPRESSION
 
 _MASK_STREAM, _SHUFFLE_STREAM = 1, 2  # keep the two per-host seeds apart
@@ -65,7 +65,7 @@ def load_dataset(
       ManifestError: a missing or malformed manifest.
     """
     manifest = manifest_lib.read(path)
-    config = BuildConfig(**manifest["config"])
+    config = from_manifest(manifest["config"])
     hosts, host = _host_of(input_context)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)

@@ -30,6 +30,7 @@ class RowGroups:
     first_row: int
     rows: int
     sha256: str
+    bytes: int  # uncompressed, as the file's metadata gives it
 
 
 def _open(path: str, source: IO[bytes]) -> Any:
@@ -91,10 +92,10 @@ def scan(path: str, unit_bytes: int, text_field: str, filter_fields: list[str]) 
             size += group.total_byte_size
             rows += group.num_rows
             if size >= unit_bytes or g == meta.num_row_groups - 1:
-                pieces.append(RowGroups(start, g + 1, first_row, rows, digest.hexdigest()))
+                pieces.append(RowGroups(start, g + 1, first_row, rows, digest.hexdigest(), size))
                 start, size, first_row, rows = g + 1, 0, first_row + rows, 0
                 digest = hashlib.sha256()
-    return pieces or [RowGroups(0, 0, 0, 0, hashlib.sha256().hexdigest())]
+    return pieces or [RowGroups(0, 0, 0, 0, hashlib.sha256().hexdigest(), 0)]
 
 
 def rows(

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from pretrain_records.pipeline import storage, tokenize, tokenizer_sample
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import Piece
 from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.outdir import OutputDir
+from pretrain_records.pipeline.pieces import Piece
 
 Log = Callable[[str], None]
 
@@ -67,13 +67,22 @@ def train_on(pieces: list[Piece], config: BuildConfig) -> tuple[bytes, bytes]:
 
 # The keys a trained tokenizer depends on (besides the input): a kept tokenizer is reused only
 # for these settings, so a stopped run of another config cannot leave its tokenizer behind.
-TRAINING_KEYS = ("input_format", "jsonl_field", "language", "vocab_size", "seed", "bad_lines")
+TRAINING_KEYS = (
+    "input_format",
+    "text_field",
+    "filters",
+    "language",
+    "vocab_size",
+    "seed",
+    "bad_lines",
+)
 SAMPLE_VERSION = 1  # bumped when the sampling rule changes
 
 
 def training_settings(config: BuildConfig) -> dict[str, object]:
     """What a trained tokenizer is kept for (see TRAINING_KEYS)."""
-    settings: dict[str, object] = {k: getattr(config, k) for k in TRAINING_KEYS}
+    values = config.to_dict()
+    settings: dict[str, object] = {k: values[k] for k in TRAINING_KEYS}
     settings["sample"] = SAMPLE_VERSION
     return settings
 

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import os
 
-from pretrain_records.pipeline import documents, inputs, storage
+from pretrain_records.pipeline import inputs, storage
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import Piece
-from pretrain_records.pipeline.errors import DataError, UsageError
+from pretrain_records.pipeline.errors import UsageError
+from pretrain_records.pipeline.pieces import Piece
 from pretrain_records.pipeline.tokenizer_source import train_on
 
 
-def whole_file_pieces(found: list[inputs.InputFile]) -> list[Piece]:
-    """Each file as one piece (its compression recognised from its first bytes)."""
-    pieces = []
-    for f in found:
-        try:
-            with storage.open_read(f.path) as stream:
-                head = stream.read(8)
-        except OSError as error:
-            raise DataError(
-                f"{f.path}: cannot read ({error.strerror or error})", path=f.path
-            ) from None
-        compression = documents.compression_of(head, f.path)
-        pieces.append(Piece(f.path, f.relpath, compression, 0, None))
-    return pieces
+def whole_file_pieces(found: list[inputs.InputFile], input_format: str) -> list[Piece]:
+    """Each file as one piece, its compression recognised and its first bytes checked as a
+    build checks them (UTF-16/32 text, JSONL given as lines or text)."""
+    from pretrain_records.pipeline.scanning import check_head
+
+    return [Piece(f.path, f.relpath, check_head(f, input_format), 0, None) for f in found]
 
 
 def check_prefix(prefix: str, language: str = "en") -> None:
@@ -59,6 +51,6 @@ def train_tokenizer_files(patterns: list[str], config: BuildConfig, prefix: str)
         if not os.access(folder, os.W_OK):
             raise UsageError(f"-o {prefix}: {folder} is not writable")
     found, _ = inputs.expand(patterns)
-    proto, vocab = train_on(whole_file_pieces(found), config)
+    proto, vocab = train_on(whole_file_pieces(found, config.input_format), config)
     storage.write_bytes(f"{prefix}.model", proto)
     storage.write_bytes(f"{prefix}.vocab", vocab)

@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 from pretrain_records.pipeline import storage
-from pretrain_records.pipeline.documents import ReadStats, check_unchanged
 from pretrain_records.pipeline.errors import DataError, from_tf_error
 from pretrain_records.pipeline.outdir import OutputDir
+from pretrain_records.pipeline.pieces import STATS_FIELDS, ReadStats, check_unchanged
 from pretrain_records.pipeline.runs import RunInfo, record_keys, write_run
 from pretrain_records.pipeline.tokenize import Tokenizer
 from pretrain_records.pipeline.unit_job import TokenCounts, UnitJob, UnitResult
@@ -38,14 +38,18 @@ class _UnitWriter:
         self.records: list[bytes] = []
         self.pieces: list[np.ndarray] = []
         self.size = self.count = 0
-        self.stats = np.zeros(5, np.int64)
+        self.stats = np.zeros(STATS_FIELDS, np.int64)
         self.tokens = np.zeros(2, np.int64)  # (input, in records), summed over every pass
         self.runs: list[RunInfo] = []
 
-    def add(self, records: np.ndarray, stats: np.ndarray, piece: int, tokens: np.ndarray) -> None:
+    def add(
+        self, records: np.ndarray, stats: np.ndarray, pieces: np.ndarray, tokens: np.ndarray
+    ) -> None:
+        """A chunk's records (and the piece of the unit each comes from), statistics and
+        token counts."""
         batch = records.tolist()
         self.records.extend(batch)
-        self.pieces.append(np.full(len(batch), piece, np.uint32))
+        self.pieces.append(pieces.astype(np.uint32))
         self.size += sum(map(len, batch))
         self.stats += stats
         self.tokens += tokens
@@ -101,14 +105,14 @@ def build_units(
     try:
         iterator = iter(unit_pipeline.units_records(jobs, claim, tokenizer, threads))
         try:
-            for unit, records, size, stats, piece, last, tokens in iterator:
+            for unit, records, size, stats, pieces, last, tokens in iterator:
                 index = int(unit)
                 if index not in writers:
                     writers[index] = _UnitWriter(jobs[index], out)
                     if started is not None:
                         started(jobs[index])
                 batch = records.numpy()
-                writers[index].add(batch, stats.numpy(), int(piece), tokens.numpy())
+                writers[index].add(batch, stats.numpy(), pieces.numpy(), tokens.numpy())
                 if progress is not None:
                     progress(int(size), len(batch))
                 if bool(last):

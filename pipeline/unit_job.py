@@ -11,13 +11,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import Piece, ReadStats
+from pretrain_records.pipeline.pieces import Piece, ReadStats
 from pretrain_records.pipeline.runs import RunInfo
 
 # Bumped when the same inputs, config and seed give other records, or when unit.json gains what
 # the manifest's totals need (5: token counts), so that units an older version kept are rebuilt
-# and the build is merged again (its id changes) with a manifest that has them.
-RECORDS_VERSION = 5
+# and the build is merged again (its id changes) with a manifest that has them. 6: chunks span
+# the pieces of a unit (small files cost what their bytes cost).
+RECORDS_VERSION = 6
 
 
 def seed_of(*parts: Any) -> int:

@@ -23,10 +23,17 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from pretrain_records.pipeline import chunks, documents, features, sentences, testhooks
+from pretrain_records.pipeline import (
+    chunks,
+    documents,
+    features,
+    row_filters,
+    sentences,
+    testhooks,
+)
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import ReadStats
 from pretrain_records.pipeline.machine import available_cores
+from pretrain_records.pipeline.pieces import STATS_FIELDS, ReadStats
 from pretrain_records.pipeline.tokenize import Tokenizer
 from pretrain_records.pipeline.unit_job import UnitJob
 
@@ -41,10 +48,10 @@ _ARRAYS = (
 )
 _META = (
     tf.TensorSpec([], tf.int64),  # input bytes
-    tf.TensorSpec([5], tf.int64),  # reading statistics (ReadStats, in field order)
-    tf.TensorSpec([], tf.int32),  # the piece (of the unit) the chunk comes from
-    # Read: the end of a pass over the unit (its last piece's closing chunk). Out of
-    # `_with_neighbours`: the unit's last element.
+    tf.TensorSpec([STATS_FIELDS], tf.int64),  # reading statistics (ReadStats, in field order)
+    tf.TensorSpec([None], tf.int32),  # the piece (of the unit) of each document of the chunk
+    # Read: the end of a pass over the unit (its closing chunk). Out of `_with_neighbours`:
+    # the unit's last element.
     tf.TensorSpec([], tf.bool),
 )
 _CHUNK = (tf.TensorSpec([], tf.int64), *_ARRAYS, *_META)  # the unit's index first
@@ -53,25 +60,33 @@ Claim = Callable[[], int | None]  # the next unit to build (its index in the job
 
 
 def _unit_chunks(jobs: list[UnitJob], unit: int, tokenizer: Tokenizer) -> Iterator[tuple]:
-    """Chunks of one unit's pieces, each piece closed by an empty chunk carrying its reading
-    statistics (see `chunks.piece_chunks`)."""
+    """Chunks of one unit's documents, whatever piece they come from, then an empty chunk
+    closing the unit (the end of a pass over it) with the last reading statistics (see
+    `chunks.unit_chunks`)."""
     job = jobs[unit]
     config = job.config
     split = sentences.make_splitter(config.language)
-    pending = None  # one element late: the pass's last one is marked
-    for index, (piece, size) in enumerate(zip(job.pieces, job.piece_bytes, strict=True)):
-        stats = ReadStats()
-        read = documents.read_documents(
-            piece, config.input_format, split, stats, config.jsonl_field, config.bad_lines
-        )
-        for chunk in chunks.piece_chunks(read, tokenizer, stats, size):
-            if pending is not None:
-                testhooks.point("chunk")
-                yield pending
-            pending = (np.int64(unit), *chunk, np.int32(index), np.bool_(False))
-    if pending is not None:  # the last piece's closing chunk: the end of a pass over the unit
+    conditions = row_filters.parse_all(config.filters)
+    stats = ReadStats()
+
+    def documents_of_pieces() -> Iterator[chunks.Document]:
+        for index, piece in enumerate(job.pieces):
+            read = documents.read_documents(
+                piece,
+                config.input_format,
+                split,
+                stats,
+                config.text_field,
+                config.bad_lines,
+                conditions,
+            )
+            for document in read:
+                yield document, index
+
+    made = chunks.unit_chunks(documents_of_pieces(), tokenizer, stats, job.input_bytes)
+    for chunk, closing in made:  # the closing chunk ends a pass over the unit
         testhooks.point("chunk")
-        yield (*pending[:-1], np.bool_(True))
+        yield (np.int64(unit), *chunk, np.bool_(closing))
 
 
 def claimed_chunks(jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer) -> tf.data.Dataset:
@@ -172,8 +187,8 @@ def units_records(
     jobs: list[UnitJob], claim: Claim, tokenizer: Tokenizer, threads: int | None = None
 ) -> tf.data.Dataset:
     """Records of the units this process claims: elements (unit index, framed records [n],
-    input bytes, statistics [5], piece, the unit's last, tokens [2]: see `records_function`),
-    units interleaved two at a time.
+    input bytes, statistics [STATS_FIELDS], piece, the unit's last, tokens [2]: see
+    `records_function`), units interleaved two at a time.
 
     A unit's chunks are cached in memory (its tokens: about 1.5 times its text) and every dupe
     pass re-reads them; element k of a unit's repeated stream draws its instances from (the
@@ -202,9 +217,11 @@ def units_records(
 
     def convert(index: tf.Tensor, neighboured: Any) -> Any:
         chunk, context, span = neighboured
-        unit, size, stats, piece, last = chunk[0], chunk[5], chunk[6], chunk[7], chunk[8]
-        records, tokens = to_records(*context, span, seeds[unit], index)
-        return unit, records, size, stats, piece, last, tokens
+        unit, size, stats, document_pieces, last = chunk[0], chunk[5], chunk[6], chunk[7], chunk[8]
+        records, tokens, row_documents = to_records(*context, span, seeds[unit], index)
+        # Each record's piece of the unit: its document's, a document of the chunk's own range.
+        pieces = tf.gather(document_pieces, row_documents - tf.cast(span[0], tf.int32))
+        return unit, records, size, stats, pieces, last, tokens
 
     slots = tf.data.Dataset.range(len(jobs)).interleave(
         tf.autograph.experimental.do_not_convert(one_slot),
@@ -284,7 +301,8 @@ def records_function(
                 ),
             }
         tokens = tf.stack([_span_tokens(lengths, sentences, span), _own_tokens(batch)])
-        return features.encode_batch(batch, config, tfrecord_frame=True), tokens
+        records = features.encode_batch(batch, config, tfrecord_frame=True)
+        return records, tokens, batch["document"]
 
     return to_records
 

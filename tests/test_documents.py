@@ -9,6 +9,9 @@ import random
 import pytest
 from pretrain_records.pipeline import documents as sources
 from pretrain_records.pipeline import inputs
+from pretrain_records.pipeline import lines as lines_module
+from pretrain_records.pipeline.compression import compression_of
+from pretrain_records.pipeline.lines import MAX_LINE_BYTES
 from pretrain_records.pipeline.sentences import make_splitter
 
 from tests.conftest import corpus
@@ -16,7 +19,7 @@ from tests.conftest import corpus
 
 def piece(path):
     head = open(path, "rb").read(8)
-    return sources.Piece(str(path), path.name, sources.compression_of(head, str(path)), 0, None)
+    return sources.Piece(str(path), path.name, compression_of(head, str(path)), 0, None)
 
 
 def documents(path, input_format="lines", bad_lines="error", language="en"):
@@ -86,13 +89,13 @@ def test_corrupt_gzip_is_a_data_error_naming_the_file(tmp_path):
 
 def test_a_huge_line_is_cut_at_utf8_boundaries_and_counted(tmp_path):
     path = tmp_path / "long.txt"
-    line = "한국어 " * (sources.MAX_LINE_BYTES // 5)  # 7 bytes per repeat: > 1 MiB, multibyte
+    line = "한국어 " * (MAX_LINE_BYTES // 5)  # 7 bytes per repeat: > 1 MiB, multibyte
     path.write_text(line + "\nend\n", encoding="utf-8")
     docs, stats = documents(path)
     assert stats.split_long_lines >= 1
     assert "".join(docs[0][:-1]).replace(" ", "") == line.replace(" ", "")
     assert docs[0][-1] == "end"
-    assert all(len(s.encode()) <= sources.MAX_LINE_BYTES for s in docs[0])
+    assert all(len(s.encode()) <= MAX_LINE_BYTES for s in docs[0])
 
 
 def test_empty_files_are_counted(tmp_path):
@@ -129,7 +132,7 @@ def test_korean_corpus_reads_with_crlf(tmp_path):
 @pytest.mark.parametrize("seed", range(5))
 def test_block_reader_agrees_with_splitting_the_whole_text(tmp_path, monkeypatch, seed):
     # Small blocks (64 bytes) put block ends everywhere: inside lines, CRLFs and UTF-8 sequences.
-    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 64)
+    monkeypatch.setattr(lines_module, "MAX_LINE_BYTES", 64)
     rng = random.Random(seed)
     alphabet = ["a", "b", " ", ".", "한", "국", "é", "\u3042"]
     lines = ["".join(rng.choices(alphabet, k=rng.randint(0, 20))) for _ in range(400)]
@@ -152,7 +155,7 @@ def test_block_reader_agrees_with_splitting_the_whole_text(tmp_path, monkeypatch
 
 
 def test_block_reader_cuts_long_lines_at_character_boundaries(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 64)
+    monkeypatch.setattr(lines_module, "MAX_LINE_BYTES", 64)
     long_line = "한국어 문장입니다. " * 40  # 27 bytes a repeat: about 17 pieces
     path = tmp_path / "in.txt"
     path.write_text(f"short\n{long_line}\nlast\n", encoding="utf-8")

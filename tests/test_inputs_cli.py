@@ -128,12 +128,16 @@ def test_compressed_inputs_are_recognised_by_their_magic_bytes(tmp_path, model_a
 
 
 def test_an_unsupported_compression_is_named(tmp_path, model_args):
-    path = tmp_path / "a.txt.zst"
-    path.write_bytes(b"\x28\xb5\x2f\xfd" + os.urandom(200))
+    path = tmp_path / "a.txt.lz4"
+    path.write_bytes(b"\x04\x22\x4d\x18" + os.urandom(200))
     result = invoke("build", path, "-o", tmp_path / "out", *model_args, check=1)
     assert one_error_line(result.stderr).endswith(
-        f"{path}: zstd-compressed input is not supported (use gzip, bz2, xz)"
+        f"{path}: lz4-compressed input is not supported (use gzip, bz2, xz, zstd)"
     )
+    path = tmp_path / "a.txt.zst"  # zstd is read: random bytes after its magic are corrupt
+    path.write_bytes(b"\x28\xb5\x2f\xfd" + os.urandom(200))
+    result = invoke("build", path, "-o", tmp_path / "out", *model_args, check=1)
+    assert f"{path}: corrupt or unreadable" in one_error_line(result.stderr)
 
 
 def test_jsonl_errors_name_the_files_real_line_numbers(tmp_path, model_args):
@@ -247,15 +251,15 @@ def test_changing_bad_lines_is_a_config_change(tmp_path, model_args):
 
 
 def test_an_input_changed_after_planning_is_refused(tmp_path):
-    from pretrain_records.pipeline import documents, inputs, planning
+    from pretrain_records.pipeline import inputs, pieces, scanning
 
     path = tmp_path / "a.txt"
     path.write_bytes(SAMPLE.read_bytes())
     found, _ = inputs.expand([str(path)])
-    scanned = planning.scan(found[0], "lines", 1 << 20, {})
+    scanned = scanning.scan(found[0], "lines", 1 << 20, {})
     piece = scanned.piece(scanned.pieces[0])
-    documents.check_unchanged(piece)
+    pieces.check_unchanged(piece)
     with open(path, "a") as stream:
         stream.write("appended while building\n")
-    with pytest.raises(documents.DataError, match="changed while the build was reading it"):
-        documents.check_unchanged(piece)
+    with pytest.raises(pieces.DataError, match="changed while the build was reading it"):
+        pieces.check_unchanged(piece)

@@ -8,8 +8,8 @@ import json
 import random
 
 import pytest
-from pretrain_records.pipeline import documents, inputs, planning
-from pretrain_records.pipeline.documents import ReadStats
+from pretrain_records.pipeline import documents, inputs, planning, scanning
+from pretrain_records.pipeline.pieces import ReadStats
 
 from tests.conftest import corpus
 
@@ -39,11 +39,11 @@ UNIT = 1 << 14
 
 
 def scanned(path, input_format, name=None, unit=UNIT):
-    return planning.scan(inputs.InputFile(str(path), name or path.name), input_format, unit, {})
+    return scanning.scan(inputs.InputFile(str(path), name or path.name), input_format, unit, {})
 
 
 def scan_all(found, input_format, unit=UNIT):
-    return [planning.scan(f, input_format, unit, {}) for f in found]
+    return [scanning.scan(f, input_format, unit, {}) for f in found]
 
 
 @pytest.fixture()
@@ -82,7 +82,7 @@ def test_cut_points_do_not_depend_on_the_read_block_size(tmp_path, small_units, 
     path.write_bytes(data)
     seen = []
     for block in (97, 1 << 10, 1 << 20):
-        monkeypatch.setattr(documents, "BLOCK_BYTES", block)
+        monkeypatch.setattr(scanning, "BLOCK_BYTES", block)
         seen.append([(p.start, p.end, p.sha256) for p in scanned(path, "lines").pieces])
     assert seen[0] == seen[1] == seen[2]
 
@@ -187,5 +187,5 @@ def test_a_document_longer_than_a_unit_stays_whole(tmp_path, small_units):
 def test_a_corrupt_gzip_is_named(tmp_path):
     path = tmp_path / "broken.jsonl.gz"
     path.write_bytes(gzip.compress(jsonl_text(2000))[:3000])
-    with pytest.raises(planning.DataError, match=f"{path}: corrupt or unreadable"):
+    with pytest.raises(scanning.DataError, match=f"{path}: corrupt or unreadable"):
         scanned(path, "jsonl")

@@ -11,7 +11,8 @@ import shutil
 
 import pytest
 from pretrain_records.pipeline import documents as sources
-from pretrain_records.pipeline import inputs, planning
+from pretrain_records.pipeline import inputs, scanning
+from pretrain_records.pipeline.lines import MAX_LINE_BYTES
 from pretrain_records.pipeline.sentences import make_splitter
 
 from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes
@@ -31,7 +32,7 @@ def summary_of(result) -> dict:
 
 def read_all(path, input_format, unit_bytes=1 << 30):
     """Every document of a file, read piece by piece as a build cuts it, and the pieces."""
-    scanned = planning.scan(inputs.InputFile(str(path), path.name), input_format, unit_bytes, {})
+    scanned = scanning.scan(inputs.InputFile(str(path), path.name), input_format, unit_bytes, {})
     stats, split = sources.ReadStats(), make_splitter("en")
     found = []
     for info in scanned.pieces:
@@ -126,10 +127,10 @@ def test_cr_files_are_cut_where_their_lf_twins_are(tmp_path, model_args):
     assert shard_hashes(out["cr"]) == shard_hashes(out["lf"])
     # A CRLF whose CR ends a block of the reader and whose LF starts the next.
     line = b"x" * 99 + b"\r\n"
-    head = b"y" * (sources.MAX_LINE_BYTES - 1 - len(line) * 1000) + b"\r\n"
+    head = b"y" * (MAX_LINE_BYTES - 1 - len(line) * 1000) + b"\r\n"
     crlf = tmp_path / "blocks.txt"
     crlf.write_bytes(head + line * 1000 + b"\r\r\nlast\r")
-    assert len(head) + len(line) * 1000 == sources.MAX_LINE_BYTES + 1
+    assert len(head) + len(line) * 1000 == MAX_LINE_BYTES + 1
     whole = sources.Piece(str(crlf), crlf.name, "none", 0, None)
     texts = [text for _, text in sources.read_lines(whole, sources.ReadStats())]
     assert texts == ["y" * (len(head) - 2)] + ["x" * 99] * 1000 + ["\r", "last"]

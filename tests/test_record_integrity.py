@@ -13,7 +13,7 @@ import sentencepiece as spm
 import tensorflow as tf
 from pretrain_records.pipeline import tokenizer_sample
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.documents import Piece
+from pretrain_records.pipeline.pieces import Piece
 
 from tests.conftest import ARGS, invoke, one_error_line, run_cli, shard_hashes, start_paused
 

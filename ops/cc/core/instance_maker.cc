@@ -35,6 +35,7 @@ struct Document {
   int64_t first = 0;
   int64_t sentences = 0;
   bool planned = false;  // in the chunk's document range: makes instances
+  int64_t index = 0;     // in the chunk (documents without tokens counted)
 };
 
 // A token range [begin, end) of the chunk.
@@ -62,7 +63,7 @@ class Planner {
       // A document without tokens makes no instances and is not numbered.
       if (sentence_start_[first + sentences] > sentence_start_[first]) {
         const bool planned = d >= chunk.first_document && d < end;
-        documents_.push_back({first, sentences, planned});
+        documents_.push_back({first, sentences, planned, d});
         planned_ += planned;
       }
       first += sentences;
@@ -114,7 +115,7 @@ class Planner {
     const Segment whole{Start(doc, first), Start(doc, last + 1)};
     if (options_.task == SentenceTask::kNone) {
       const Segment a{whole.begin, std::min(whole.end, whole.begin + max_tokens_)};
-      if (a.size() > 0) out_->push_back({a.begin, a.end, 0, 0, 0});
+      if (a.size() > 0) out_->push_back({a.begin, a.end, 0, 0, 0, false, doc.index});
       return 0;
     }
     const int64_t a_sentences =
@@ -145,7 +146,7 @@ class Planner {
     }
     Truncate(&a, &b, rng);
     if (a.size() > 0 && b.size() > 0) {
-      out_->push_back({a.begin, a.end, b.begin, b.end, label, borrowed});
+      out_->push_back({a.begin, a.end, b.begin, b.end, label, borrowed, doc.index});
     }
     return unused;
   }
@@ -294,7 +295,8 @@ bool PlanInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
 
 void WriteRows(const Chunk& chunk, const InstanceOptions& options,
                const std::vector<Instance>& instances, int32_t* input_ids, int32_t* segment_ids,
-               int32_t* token_boundary, int32_t* lengths, int32_t* labels, int32_t* own_tokens) {
+               int32_t* token_boundary, int32_t* lengths, int32_t* labels, int32_t* own_tokens,
+               int32_t* documents) {
   const int64_t length = options.max_seq_length;
   const bool pair = options.task != SentenceTask::kNone;
   const auto cls = static_cast<int32_t>(options.cls_id);
@@ -328,6 +330,7 @@ void WriteRows(const Chunk& chunk, const InstanceOptions& options,
     lengths[r] = static_cast<int32_t>(k);
     labels[r] = instance.label;
     own_tokens[r] = static_cast<int32_t>(OwnTokens(instance));  // at most L - 2
+    documents[r] = static_cast<int32_t>(instance.document);
   }
 }
 
@@ -348,9 +351,10 @@ bool MakeInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
   out->lengths.resize(rows);
   out->labels.resize(rows);
   out->own_tokens.resize(rows);
+  out->documents.resize(rows);
   WriteRows(chunk, options, instances, out->input_ids.data(), out->segment_ids.data(),
             out->token_boundary.data(), out->lengths.data(), out->labels.data(),
-            out->own_tokens.data());
+            out->own_tokens.data(), out->documents.data());
   return true;
 }
 

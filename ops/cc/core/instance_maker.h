@@ -71,6 +71,7 @@ struct Instance {
   int64_t b_begin = 0, b_end = 0;
   int32_t label = 0;
   bool b_borrowed = false;  // B is NSP's random segment from another document
+  int64_t document = 0;     // the chunk's document A comes from (its index in the chunk)
 };
 
 // The tokens an instance carries from its own document: A, and B unless borrowed. Summed
@@ -94,17 +95,18 @@ bool PlanInstances(const Chunk& chunk, const InstanceOptions& options, uint64_t 
 
 // Writes instances as rows of max_seq_length: [CLS] A [SEP] (B [SEP]), then 0s.
 // input_ids, segment_ids, token_boundary: [n, L] row-major; lengths, labels, own_tokens
-// (OwnTokens of each instance): [n].
+// (OwnTokens of each instance), documents (the chunk's document of each): [n].
 // The first token of a segment starts a word (front truncation can cut a word).
 void WriteRows(const Chunk& chunk, const InstanceOptions& options,
                const std::vector<Instance>& instances, int32_t* input_ids, int32_t* segment_ids,
-               int32_t* token_boundary, int32_t* lengths, int32_t* labels, int32_t* own_tokens);
+               int32_t* token_boundary, int32_t* lengths, int32_t* labels, int32_t* own_tokens,
+               int32_t* documents);
 
 // Padded instance rows, row-major.
 struct InstanceRows {
   int64_t max_seq_length = 0;
   std::vector<int32_t> input_ids, segment_ids, token_boundary;  // [n * L]
-  std::vector<int32_t> lengths, labels, own_tokens;             // [n]
+  std::vector<int32_t> lengths, labels, own_tokens, documents;  // [n]
   int64_t rows() const { return static_cast<int64_t>(lengths.size()); }
 };
 

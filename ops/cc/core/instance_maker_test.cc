@@ -97,6 +97,7 @@ struct Row {
   std::vector<int32_t> ids, segments, boundary;  // the first `length` entries
   int label = 0;
   int own = 0;  // tokens from the row's own document
+  int document = 0;  // the chunk's document of A
 };
 
 std::vector<Row> Make(const OwnedChunk& chunk, const InstanceOptions& o, uint64_t seed0,
@@ -110,6 +111,7 @@ std::vector<Row> Make(const OwnedChunk& chunk, const InstanceOptions& o, uint64_
   const int64_t L = o.max_seq_length;
   EXPECT(static_cast<int64_t>(out.input_ids.size()) == out.rows() * L);
   EXPECT(out.own_tokens.size() == out.lengths.size());
+  EXPECT(out.documents.size() == out.lengths.size());
   std::vector<Row> rows;
   for (int64_t r = 0; r < out.rows(); ++r) {
     const int64_t n = out.lengths[r];
@@ -122,7 +124,7 @@ std::vector<Row> Make(const OwnedChunk& chunk, const InstanceOptions& o, uint64_
       return std::vector<int32_t>(v.begin() + r * L, v.begin() + r * L + n);
     };
     rows.push_back({at(out.input_ids), at(out.segment_ids), at(out.token_boundary), out.labels[r],
-                    out.own_tokens[r]});
+                    out.own_tokens[r], out.documents[r]});
   }
   return rows;
 }
@@ -497,6 +499,7 @@ void TestOwnTokensCountTheRowsOwnDocument() {
       int borrowed = 0;
       for (const Row& row : Make(chunk, Options(task, length, 0.2), 4, length)) {
         const int doc = DocOf(row.ids[1]);
+        EXPECT(row.document == doc);
         int own = 0;
         for (int32_t id : row.ids) own += id >= 10 && DocOf(id) == doc;
         EXPECT(row.own == own);
@@ -526,7 +529,11 @@ void TestEmptyDocumentsAndSentences() {
   for (uint64_t seed = 0; seed < 16; ++seed) {
     const std::vector<Row> a = Make(with_empty, nsp, seed, 9), b = Make(without, nsp, seed, 9);
     EXPECT(a.size() == b.size() && !a.empty());
-    for (size_t r = 0; r < a.size() && r < b.size(); ++r) EXPECT(a[r].ids == b[r].ids);
+    for (size_t r = 0; r < a.size() && r < b.size(); ++r) {
+      EXPECT(a[r].ids == b[r].ids);
+      // Documents are numbered in the chunk, those without tokens counted.
+      EXPECT(a[r].document == (b[r].document == 0 ? 1 : 3) && b[r].document <= 1);
+    }
   }
   // Empty sentences inside documents: rows keep their layout, A and B never empty.
   const OwnedChunk gaps = FromPieces({

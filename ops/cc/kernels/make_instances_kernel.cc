@@ -70,8 +70,8 @@ class MakeInstancesOp : public OpKernel {
     OP_REQUIRES(ctx, planned_ok, errors::InvalidArgument(error));
 
     const int64_t rows = static_cast<int64_t>(planned.size());
-    Tensor* out[6] = {};
-    for (int i = 0; i < 6; ++i) {
+    Tensor* out[7] = {};
+    for (int i = 0; i < 7; ++i) {
       const TensorShape shape =
           i < 3 ? TensorShape({rows, options_.max_seq_length}) : TensorShape({rows});
       OP_REQUIRES_OK(ctx, ctx->allocate_output(i, shape, &out[i]));
@@ -79,7 +79,7 @@ class MakeInstancesOp : public OpKernel {
     instances::WriteRows(chunk, options_, planned, out[0]->flat<int32_t>().data(),
                          out[1]->flat<int32_t>().data(), out[2]->flat<int32_t>().data(),
                          out[3]->flat<int32_t>().data(), out[4]->flat<int32_t>().data(),
-                         out[5]->flat<int32_t>().data());
+                         out[5]->flat<int32_t>().data(), out[6]->flat<int32_t>().data());
   }
 
  private:

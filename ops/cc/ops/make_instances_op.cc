@@ -21,6 +21,7 @@ REGISTER_OP("MakeInstances")
     .Output("lengths: int32")
     .Output("labels: int32")
     .Output("own_tokens: int32")
+    .Output("documents_of_rows: int32")
     .Attr("max_seq_length: int")
     .Attr("short_seq_prob: float")
     .Attr("sentence_task: {'nsp', 'sop', 'none'}")
@@ -37,6 +38,7 @@ REGISTER_OP("MakeInstances")
       c->set_output(3, c->Vector(rows));
       c->set_output(4, c->Vector(rows));
       c->set_output(5, c->Vector(rows));
+      c->set_output(6, c->Vector(rows));
       return absl::OkStatus();
     })
     .Doc(R"doc(
@@ -68,6 +70,8 @@ labels: [N] NSP: 1 when B is random; SOP: 1 when A and B are swapped; none: 0.
 own_tokens: [N] the tokens of each row from its own document: A, and B unless it is
   NSP's random segment from another document ([CLS]/[SEP] not counted). Summed over
   the rows, at most the tokens of the documents in range; the rest was dropped.
+documents_of_rows: [N] the index in the chunk (of document_sentences) of the document
+  each row's A comes from.
 max_seq_length: L, [CLS] and [SEP]s included.
 short_seq_prob: probability of a shorter target length, uniform in [2, L - 3]
   (L - 2 for none), as BERT.
