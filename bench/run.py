@@ -15,6 +15,9 @@ BENCHMARKS = [
     "beam.py",
     "sentences.py",
     "formats.py",
+    "large.py",
+    "floor.py",
+    "peers.py",
 ]
 
 
