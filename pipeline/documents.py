@@ -16,6 +16,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pretrain_records.pipeline import row_filters
 from pretrain_records.pipeline.errors import DataError
@@ -71,6 +72,22 @@ def read_documents(
             stats.empty_documents += 1
     if stats.documents + stats.empty_documents + stats.filtered_rows == before and not piece.start:
         stats.empty_files += 1
+
+
+def documents_of(
+    piece: Piece, config: Any, split: Splitter, stats: ReadStats
+) -> Iterator[list[str]]:
+    """`read_documents` with a build config's reading settings (input format, text field,
+    bad lines, filters)."""
+    return read_documents(
+        piece,
+        config.input_format,
+        split,
+        stats,
+        config.text_field,
+        config.bad_lines,
+        row_filters.parse_all(config.filters),
+    )
 
 
 def _lines_documents(

@@ -17,7 +17,7 @@ import heapq
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from pretrain_records.pipeline import documents, row_filters
+from pretrain_records.pipeline import documents
 from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.pieces import Piece, ReadStats
 from pretrain_records.pipeline.runs import record_keys
@@ -95,22 +95,12 @@ def sample_sentences(
     """The training sample of the sentences of `pieces` (see the module docstring); the
     budgets default to MAX_SENTENCES and MAX_CHARACTERS."""
     chosen = _Smallest(max_sentences or MAX_SENTENCES, max_characters or MAX_CHARACTERS)
-    conditions = row_filters.parse_all(config.filters)
     seen = too_long = 0
     stats = ReadStats()
     for piece in pieces:
         base, ordinal = _piece_seed(config.seed, piece), 0
         batch: list[str] = []
-        read = documents.read_documents(
-            piece,
-            config.input_format,
-            split,
-            stats,
-            config.text_field,
-            config.bad_lines,
-            conditions,
-        )
-        for document in read:
+        for document in documents.documents_of(piece, config, split, stats):
             for sentence in document:
                 seen += 1
                 if _too_long(sentence):

@@ -27,7 +27,6 @@ from pretrain_records.pipeline import (
     chunks,
     documents,
     features,
-    row_filters,
     sentences,
     testhooks,
 )
@@ -66,21 +65,11 @@ def _unit_chunks(jobs: list[UnitJob], unit: int, tokenizer: Tokenizer) -> Iterat
     job = jobs[unit]
     config = job.config
     split = sentences.make_splitter(config.language)
-    conditions = row_filters.parse_all(config.filters)
     stats = ReadStats()
 
     def documents_of_pieces() -> Iterator[chunks.Document]:
         for index, piece in enumerate(job.pieces):
-            read = documents.read_documents(
-                piece,
-                config.input_format,
-                split,
-                stats,
-                config.text_field,
-                config.bad_lines,
-                conditions,
-            )
-            for document in read:
+            for document in documents.documents_of(piece, config, split, stats):
                 yield document, index
 
     made = chunks.unit_chunks(documents_of_pieces(), tokenizer, stats, job.input_bytes)

@@ -172,6 +172,19 @@ def english_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(f"{prefix}.model")
 
 
+def summary_of(result: Any) -> dict:
+    """The `--json` summary a CLI run printed."""
+    import json
+
+    return json.loads(result.stdout)
+
+
+@pytest.fixture()
+def model_args(english_model: Path) -> list:
+    """Options of a quick build with the English test model."""
+    return ["--spm-model", english_model, "--dupe-factor", 1, "--max-seq-length", 64]
+
+
 ARGS = [
     "--vocab-size",
     1500,

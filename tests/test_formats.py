@@ -18,7 +18,15 @@ import sentencepiece as spm
 import tensorflow as tf
 import zstandard
 
-from tests.conftest import corpus, current_build, invoke, one_error_line, run_cli, shard_hashes
+from tests.conftest import (
+    corpus,
+    current_build,
+    invoke,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    summary_of,
+)
 from tests.test_wikipedia import MARKUP, NOT_ARTICLE_TEXT, SAMPLE
 from tests.test_wikipedia_multistream import write_multistream
 
@@ -41,10 +49,6 @@ def korean_model(tmp_path_factory, movies) -> Path:
         "jsonl", "--language", "ko", "--vocab-size", 1200,
     )  # fmt: skip
     return folder / "ko.model"
-
-
-def summary_of(result) -> dict:
-    return json.loads(result.stdout)
 
 
 def records_text(out: Path) -> list[str]:

@@ -14,18 +14,18 @@ import zlib
 
 import pytest
 
-from tests.conftest import CLI, corpus, invoke, one_error_line, run_cli, shard_hashes, shard_paths
+from tests.conftest import (
+    CLI,
+    corpus,
+    invoke,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    shard_paths,
+    summary_of,
+)
 
 SAMPLE = corpus("en/bert_sample_text.txt")
-
-
-@pytest.fixture()
-def model_args(english_model):
-    return ["--spm-model", english_model, "--dupe-factor", 1, "--max-seq-length", 64]
-
-
-def summary_of(result) -> dict:
-    return json.loads(result.stdout)
 
 
 def test_two_folders_with_one_file_name_and_content_build_again_and_again(tmp_path, model_args):

@@ -15,19 +15,10 @@ from pretrain_records.pipeline import inputs, scanning
 from pretrain_records.pipeline.lines import MAX_LINE_BYTES
 from pretrain_records.pipeline.sentences import make_splitter
 
-from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes
+from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes, summary_of
 
 BOTCHAN = corpus("en/botchan.txt")  # CRLF line ends, a UTF-8 BOM, no blank line
 SAMPLE = corpus("en/bert_sample_text.txt")
-
-
-@pytest.fixture()
-def model_args(english_model):
-    return ["--spm-model", english_model, "--dupe-factor", 1, "--max-seq-length", 64]
-
-
-def summary_of(result) -> dict:
-    return json.loads(result.stdout)
 
 
 def read_all(path, input_format, unit_bytes=1 << 30):

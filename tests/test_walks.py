@@ -13,18 +13,9 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from tests.conftest import CLI, corpus, invoke, one_error_line
+from tests.conftest import CLI, corpus, invoke, one_error_line, summary_of
 
 SAMPLE = corpus("en/bert_sample_text.txt")  # 3 documents
-
-
-@pytest.fixture()
-def model_args(english_model):
-    return ["--spm-model", english_model, "--dupe-factor", 1, "--max-seq-length", 64]
-
-
-def summary_of(result) -> dict:
-    return json.loads(result.stdout)
 
 
 def test_symlinked_folders_are_followed_once_and_loops_counted(tmp_path, model_args):
