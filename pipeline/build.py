@@ -214,7 +214,9 @@ def _plan(
             f"sentence_task nsp needs at least two documents; the input has {documents} "
             "(use sentence_task: sop)"
         )
-    pieces = [f.piece(info) for f in files for info in f.pieces]
+    # The tokenizer's sample reads each file once, whole: a piece of a compressed file read
+    # on its own would inflate the file from its start again.
+    pieces = [dataclasses.replace(f.piece(f.pieces[0]), start=0, end=None) for f in files]
     tokenizer, vocab, origin, sample = obtain(config, given, out, pieces, events.log)
     tokenizer_sha = hashlib.sha256(tokenizer.model_proto).hexdigest()
     jobs = [

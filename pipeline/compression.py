@@ -18,6 +18,7 @@ from typing import IO
 from pretrain_records.pipeline.errors import DataError
 
 BLOCK_BYTES = 1 << 20
+FEED_BYTES = 16 << 10  # compressed bytes fed to a decompressor at once
 
 # Magic bytes of compressed formats: the supported ones are read through; the others are an
 # error naming the format. zstd's is a frame's (skippable frames are not a file's first bytes).
@@ -70,24 +71,38 @@ def decompressed(raw: IO[bytes], compression: str) -> IO[bytes]:
 
 
 class _Inflating(io.RawIOBase):
-    """A compressed stream read as a file, through a decompressor object per frame."""
+    """A compressed stream read as a file, through a decompressor object per frame. Input is
+    fed FEED_BYTES at a time and output taken as it is asked for, so memory stays bounded by a
+    read's size plus what FEED_BYTES inflate to (a small file that inflates to gigabytes is read
+    like any other), and reading costs time linear in what is read."""
 
     def __init__(self, raw: IO[bytes]) -> None:
-        self._raw, self._pending = raw, b""
+        self._raw = raw
+        self._input = memoryview(b"")
+        self._out = bytearray()  # inflated bytes not read yet, from self._at
+        self._at = 0
+        self._ended = False
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._pending) < size:
-            block = self._raw.read(BLOCK_BYTES)
-            if not block:
-                self._pending += self._finish()
-                break
-            self._pending += self._feed(block)
-        if size < 0:
-            size = len(self._pending)
-        data, self._pending = self._pending[:size], self._pending[size:]
+        while not self._ended and (size < 0 or len(self._out) - self._at < size):
+            if not self._input:
+                block = self._raw.read(BLOCK_BYTES)
+                if not block:
+                    self._out += self._finish()
+                    self._ended = True
+                    break
+                self._input = memoryview(block)
+            feed, self._input = self._input[:FEED_BYTES], self._input[FEED_BYTES:]
+            self._out += self._feed(bytes(feed))
+        end = len(self._out) if size < 0 else min(len(self._out), self._at + size)
+        data = bytes(self._out[self._at : end])
+        self._at = end
+        if self._at > len(self._out) // 2:  # drop what was read, now and then
+            del self._out[: self._at]
+            self._at = 0
         return data
 
     def _feed(self, block: bytes) -> bytes:

@@ -64,7 +64,13 @@ class Condition:
                 f"field {'.'.join(self.field)!r} is {_render(found)}, not comparable with "
                 f"{_render(self.value)} (filter: {self.text})"
             )
-        return bool(_ORDER[self.op](found, self.value))
+        try:
+            return bool(_ORDER[self.op](found, self.value))
+        except TypeError:  # a list, mapping or date against a number or string
+            raise RowError(
+                f"field {'.'.join(self.field)!r} is {_render(found)}, not comparable with "
+                f"{_render(self.value)} (filter: {self.text})"
+            ) from None
 
 
 _ORDER = {
@@ -103,7 +109,7 @@ def parse(text: str) -> Condition:
         )
     field, op, raw = match.groups()
     try:
-        value = yaml.safe_load(raw)
+        value = yaml.load(raw, Loader=_ValueLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError:
         raise FilterError(f"{text[:80]!r}: {raw[:40]!r} is not a YAML value") from None
     if op == "in":
@@ -115,6 +121,20 @@ def parse(text: str) -> Condition:
     if isinstance(value, float) and not math.isfinite(value):
         raise FilterError(f"{text[:80]!r}: the value must be finite")
     return Condition(tuple(field.split(".")), op, value)
+
+
+class _ValueLoader(yaml.SafeLoader):
+    """YAML's safe loader, but only `true` and `false` are booleans: YAML 1.1 also reads `no`,
+    `yes`, `on`, `off` as booleans, and `language == no` (Norwegian) must stay a string."""
+
+
+_ValueLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ValueLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _scalar(value: Any) -> bool:

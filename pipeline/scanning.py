@@ -182,7 +182,7 @@ def _cut(stream: IO[bytes], input_format: str, unit_bytes: int) -> list[PieceInf
             if found < 0:
                 # Keep what a boundary could still start in; the rest is the piece's.
                 last = buffer.rfind(b"\n")
-                keep = last if last >= search - 1 else len(buffer)
+                keep = last if last >= max(search - 1, 0) else len(buffer)
                 piece.add(buffer[:keep])
                 position, buffer = position + keep, buffer[keep:]
                 break

@@ -189,3 +189,17 @@ def test_a_corrupt_gzip_is_named(tmp_path):
     path.write_bytes(gzip.compress(jsonl_text(2000))[:3000])
     with pytest.raises(scanning.DataError, match=f"{path}: corrupt or unreadable"):
         scanned(path, "jsonl")
+
+
+def test_a_line_longer_than_two_blocks_past_a_cut_keeps_the_offsets(tmp_path):
+    # A cut falls inside a line of 3 MiB with no line end in a whole block after it: the scan
+    # must move on, not back (it once kept "-1" bytes and shifted every later piece by one).
+    data = b"a\n\n" + b"x" * (3 << 20) + b"\n\nb\n\nc\n\n"
+    path = tmp_path / "long.txt"
+    path.write_bytes(data)
+    scanned = scanning.scan(inputs.InputFile(str(path), "long.txt"), "lines", 1 << 20, {})
+    ends = [info.end for info in scanned.pieces]
+    assert ends[-1] == len(data)
+    for info in scanned.pieces:
+        assert info.start == 0 or data[info.start - 2 : info.start] == b"\n\n"
+    assert [info.start for info in scanned.pieces[1:]] == ends[:-1]
