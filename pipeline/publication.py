@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import re
@@ -39,10 +38,13 @@ from pretrain_records.pipeline.outdir import OutputDir
 BUILD_DIR = re.compile(r"build-(\d{5,})")
 LEDGER = "builds.json"
 STAGED = "staged.json"
-_OWN_FILE = re.compile(
-    r"train-\d{5}-of-\d{5}\.tfrecord(\.gz|\.zz)?|spm\.model|spm\.vocab|config\.yaml"
-    r"|provenance\.bin|.*\.partial-\d+"
+_OWN_NAMES = (
+    r"train-\d{5}-of-\d{5}\.tfrecord(?:\.gz|\.zz)?|spm\.model|spm\.vocab|config\.yaml"
+    r"|provenance\.bin"
 )
+_OWN_FILE = re.compile(rf"(?:{_OWN_NAMES})(?:\.partial-\d+(?:-\d+)?)?")
+# A whole-file write's temporary (`NAME.partial-PID[-THREAD]`) of a file the tool writes there
+_BUILD_TEMPORARY = re.compile(rf"(?:{_OWN_NAMES})\.partial-(\d+)(?:-\d+)?")
 Log = Callable[[str], None]
 
 
@@ -114,19 +116,18 @@ class Publication:
         folders, when the process that wrote one is gone."""
         if self.out.remote:
             return
-        folders = [self.out.path, self.out.private()]
-        folders += [
-            storage.join(self.out.path, name)
-            for name in storage.listdir(self.out.path)
-            if BUILD_DIR.fullmatch(name)
-        ]
-        for root, _, files in itertools.chain.from_iterable(os.walk(f) for f in folders[1:]):
-            folders.append(root)
+        # OUT and the build folders may hold a user's files: only the tool's names there
+        folders = {self.out.path: _TOP_TEMPORARY}
+        for name in storage.listdir(self.out.path):
+            if BUILD_DIR.fullmatch(name):
+                folders[storage.join(self.out.path, name)] = _BUILD_TEMPORARY
+        for root, _, _ in os.walk(self.out.private()):
+            folders[root] = _TEMPORARY
         swept = 0
-        for folder in dict.fromkeys(folders):
+        for folder, pattern in folders.items():
             with contextlib.suppress(OSError):
                 for name in os.listdir(folder):
-                    match = _TEMPORARY.fullmatch(name)
+                    match = pattern.fullmatch(name)
                     if match and not _alive(int(match.group(1))):
                         with contextlib.suppress(OSError):
                             os.remove(os.path.join(folder, name))
@@ -306,6 +307,7 @@ class Publication:
 
 
 _TEMPORARY = re.compile(r".+\.partial-(\d+)(?:-\d+)?")
+_TOP_TEMPORARY = re.compile(r"manifest\.json\.partial-(\d+)(?:-\d+)?")
 
 
 def _alive(pid: int) -> bool:

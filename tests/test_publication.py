@@ -569,3 +569,28 @@ def test_a_reader_holding_build_k_reads_it_byte_for_byte_while_k_plus_1_is_publi
         "retained_builds earlier ones); load the current manifest again"
     )
     run_cli("verify", out)
+
+
+def test_the_next_run_sweeps_only_dead_writers_temporaries_of_the_tools_files(tmp_path):
+    """A kill during a whole-file write leaves `NAME.partial-PID`: the next run removes those
+    of a dead process; a live writer's and a user's look-alike files stay."""
+    out_path = str(tmp_path / "out")
+    refresh(out_path, 1)
+    dead = 2**22 + 12345  # above the kernel's pid_max: no process has it
+    live = os.getppid()  # a process that runs
+    left = {
+        "manifest.json.partial-{p}": True,
+        "notes.txt.partial-{p}": False,  # a user's file in OUT
+        "build-00001/train-00000-of-00002.tfrecord.partial-{p}-7": True,
+        "build-00001/draft.partial-{p}": False,  # a user's file in a build folder
+        ".mpr/units/u-1/run.bin.partial-{p}": True,
+    }
+    for name in left:
+        for pid in (dead, live):
+            path = Path(out_path, name.format(p=pid))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"half")
+    refresh(out_path, 2)
+    for name, tool_file in left.items():
+        assert Path(out_path, name.format(p=live)).exists(), name
+        assert Path(out_path, name.format(p=dead)).exists() is not tool_file, name
