@@ -15,6 +15,10 @@ BENCHMARKS = [
     "beam.py",
     "sentences.py",
     "formats.py",
+    "merge.py",
+    "large.py",
+    "floor.py",
+    "peers.py",
 ]
 
 

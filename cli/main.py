@@ -362,6 +362,25 @@ def verify(out: str, quick: bool) -> None:
     click.echo(f"{out}: every file matches the manifest {checked}")
 
 
+@main.command()
+@click.argument("out")
+@click.option("--files", is_flag=True, help="List every shard instead of their glob.")
+def current(out: str, files: bool) -> None:
+    """Print the current build's shards of OUT: the glob (or the files) a trainer's
+    input_path takes. Each build lies in a folder of its own, kept while the retention keeps
+    it, so a job reading this glob keeps its build when a refresh publishes the next."""
+    with _reported_errors():
+        from pretrain_records.pipeline import manifest as manifest_lib
+        from pretrain_records.pipeline.build import input_path
+
+        manifest = manifest_lib.read(out)
+        if files:
+            for shard in manifest["shards"]:
+                click.echo(manifest_lib.safe_member(out, shard["name"]))
+        else:
+            click.echo(input_path(out, manifest))
+
+
 def entry() -> None:
     """The console script: the command, stoppable by SIGTERM as by Ctrl-C (`stop_signals`); an
     interrupt outside a command's own error handling (its imports, its summary) still gets its

@@ -26,12 +26,15 @@ from pretrain_records.pipeline.errors import DataError, UsageError
 from pretrain_records.pipeline.events import Events
 from pretrain_records.pipeline.outdir import OutputDir
 from pretrain_records.pipeline.pieces import ReadStats
+from pretrain_records.pipeline.publication import Publication, build_dir_of
 from pretrain_records.pipeline.tokenizer_source import load_given, obtain
 from pretrain_records.pipeline.unit_job import RECORDS_VERSION, TokenCounts, UnitJob, UnitResult
 from pretrain_records.pipeline.version import VERSION
 
-# Keys that change no kept record: the merge's shard count and compression.
+# Keys that change no kept record: the merge's shard count and compression, and how many earlier
+# builds are kept (not even the shards).
 MERGE_ONLY_KEYS = ("num_shards", "compression")
+NON_RECORD_KEYS = (*MERGE_ONLY_KEYS, "retained_builds")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,23 +78,26 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
     if request.dry_run:
         return _dry_run(request, out, found, skipped, events)
     with out.locked():
-        out.check_inputs_early(_input_paths(request, found))
-        out.recover(events.log)
+        out.check_inputs(_input_paths(request, found))
+        builds = Publication(out)
+        builds.reconcile(events.log)
         previous = out.published_manifest()
-        out.check_foreign(previous)
-        if previous is not None:
-            out.check_owned(previous)
         _check_config(out, previous, request, given)
         plan = _plan(request, out, found, skipped, given, events)
         results = _build_missing(request, out, plan, events)
-        manifest = _stage(request, out, plan, results, events)
+        manifest = _stage(request, out, builds, plan, results, events)
         if manifest is None:
-            return _summary(request, previous, plan, started, "up-to-date")
-        events.log("publishing")
-        out.publish(events.log)
+            summary = _summary(request, previous, plan, started, "up-to-date")
+        else:
+            events.log(f"publishing {build_dir_of(manifest)}")
+            builds.publish(manifest, events.log)
+            summary = _summary(request, manifest, plan, started, "ok")
         out.collect_garbage({job.fingerprint for job in plan.jobs})
+        retained = request.config.retained_builds
+        builds.collect(retained, _input_paths(request, found), events.log)
         out.write_private_json(plan_cache(plan, request.config), "plan-cache.json")
-    return _summary(request, manifest, plan, started, "ok")
+    events.log(f"current build: {summary['input_path']} (a trainer's input_path)")
+    return summary
 
 
 def _without_dump_indexes(
@@ -117,7 +123,7 @@ def config_identity(config: dict[str, Any], model_sha256: str | None) -> dict[st
     """What a config means for the kept records: every key but the merge's (`num_shards`,
     `compression`: they change no kept record), and a given tokenizer by its bytes' sha256, not
     by how its path is spelled (`./spm/m.model` one night, an absolute path the next)."""
-    identity = {k: v for k, v in config.items() if k not in MERGE_ONLY_KEYS}
+    identity = {k: v for k, v in config.items() if k not in NON_RECORD_KEYS}
     identity["spm_model"] = f"sha256:{model_sha256}" if model_sha256 else None
     return identity
 
@@ -212,14 +218,6 @@ def _plan(
     # on its own would inflate the file from its start again.
     pieces = [dataclasses.replace(f.piece(f.pieces[0]), start=0, end=None) for f in files]
     tokenizer, vocab, origin, sample = obtain(config, given, out, pieces, events.log)
-    out.check_inputs(
-        _input_paths(request, found),
-        {
-            "spm.model": tokenizer.model_proto,
-            "spm.vocab": vocab,
-            "config.yaml": to_yaml(config).encode(),
-        },
-    )
     tokenizer_sha = hashlib.sha256(tokenizer.model_proto).hexdigest()
     jobs = [
         UnitJob(
@@ -302,12 +300,13 @@ def _build_missing(
 def _stage(
     request: BuildRequest,
     out: OutputDir,
+    builds: Publication,
     plan: Plan,
     results: dict[str, UnitResult],
     events: Events,
 ) -> dict[str, Any] | None:
-    """The new build, complete in staging (merged now, or by a run stopped while publishing);
-    None when the published build is already this one."""
+    """The new build, complete in a folder of its own (merged now, or by a run stopped before
+    it published it); None when the published build is already this one."""
     config = request.config
     ordered = [results[job.fingerprint] for job in plan.jobs]
     records = sum(r.records for r in ordered)
@@ -333,31 +332,30 @@ def _stage(
     shards = merge.shard_count(config.num_shards, total_bytes)
     build_id = _build_id(plan, shards)
     published = out.published_manifest()
-    if published is not None and published.get("build") == build_id and out.intact(published):
+    if published is not None and published.get("build") == build_id and builds.intact(published):
         events.log("the published build is up to date")
         return None
-    staged = out.staged_manifest()
-    if staged is not None and staged.get("build") == build_id:
-        try:
-            out.check_staged(staged)
-            events.log("publishing the build an earlier run staged")
-            return staged
-        except DataError as error:
-            events.log(f"merging again: {error}")
-    out.clear_staging()
-    events.log(f"merging {records:,} records of {len(ordered)} units into {shards} shards")
+    staged = builds.staged(build_id)
+    if staged is not None:
+        events.log(f"publishing {build_dir_of(staged)}, which an earlier run staged")
+        return staged
+    folder = builds.start(build_id)
+    events.log(
+        f"merging {records:,} records of {len(ordered)} units into {shards} shards in {folder}"
+    )
     events.start_merge(shards)
     entries, provenance = merge.merge(
-        runs, records, total_bytes, shards, config.compression, out.staged, events.shard_done
+        runs, records, total_bytes, shards, config.compression, builds.path, events.shard_done
     )
+    entries = [{**entry, "name": builds.name(str(entry["name"]))} for entry in entries]
     files = [
-        out.stage_bytes("spm.model", plan.tokenizer.model_proto),
-        out.stage_bytes("spm.vocab", plan.vocab),
-        out.stage_bytes("config.yaml", to_yaml(config).encode()),
-        provenance,
+        builds.stage_bytes("spm.model", plan.tokenizer.model_proto),
+        builds.stage_bytes("spm.vocab", plan.vocab),
+        builds.stage_bytes("config.yaml", to_yaml(config).encode()),
+        {**provenance, "name": builds.name(str(provenance["name"]))},
     ]
-    manifest = _manifest(config, plan, ordered, entries, files, stats, build_id)
-    out.stage_manifest(manifest)
+    manifest = _manifest(config, plan, ordered, entries, files, stats, build_id, folder)
+    builds.stage_manifest(manifest)
     return manifest
 
 
@@ -381,6 +379,7 @@ def _manifest(
     files: list[dict[str, Any]],
     stats: ReadStats,
     build_id: str,
+    folder: str,
 ) -> dict[str, Any]:
     tokenizer = plan.tokenizer
     return {
@@ -388,6 +387,7 @@ def _manifest(
         "tool": manifest_lib.TOOL,
         "version": VERSION,
         "build": build_id,
+        "build_dir": folder,
         "config": config.to_dict(),
         "inputs": [
             {"path": f.relpath, "bytes": f.size, "sha256": f.sha256, "compression": f.compression}
@@ -405,7 +405,7 @@ def _manifest(
             for job, result in zip(plan.jobs, results, strict=True)
         ],
         "tokenizer": {
-            "file": "spm.model",
+            "file": f"{folder}/spm.model",
             "origin": plan.tokenizer_origin,
             "sample": plan.tokenizer_sample,
             "sha256": hashlib.sha256(tokenizer.model_proto).hexdigest(),
@@ -444,6 +444,17 @@ def _skipped(stats: ReadStats, walks: inputs.Skipped) -> dict[str, int]:
     }
 
 
+def input_path(out: str, manifest: dict[str, Any]) -> str:
+    """The glob of the build's shards, for a trainer's `input_path` (Model Garden's
+    `task.train_data.input_path`): the files of exactly that build."""
+    shards = [str(s["name"]) for s in manifest.get("shards", [])]
+    if not shards:
+        return ""
+    folder, _, first = shards[0].rpartition("/")
+    suffix = first[first.index(".tfrecord") :]
+    return "/".join(p for p in (out.rstrip("/"), folder, f"train-*-of-*{suffix}") if p)
+
+
 def _summary(
     request: BuildRequest, manifest: dict[str, Any] | None, plan: Plan, started: float, status: str
 ) -> dict[str, Any]:
@@ -465,6 +476,8 @@ def _summary(
         "skipped": {**manifest.get("skipped", {}), **plan.skipped.as_dict()},
         "tokenizer": plan.tokenizer_origin,
         "tokenizer_sample": plan.tokenizer_sample,
+        "build_dir": manifest.get("build_dir", ""),
+        "input_path": input_path(request.out, manifest),
         "seconds": round(time.monotonic() - started, 3),
     }
 

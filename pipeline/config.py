@@ -52,6 +52,7 @@ class BuildConfig:
     num_shards: str | int = "auto"
     compression: str = "none"
     feature_names: str = "v1"
+    retained_builds: int = 1
     bad_lines: str = "error"
     unit_bytes: int = 4 << 20
 
@@ -377,6 +378,10 @@ RULES: dict[str, tuple[Check, str]] = {
     "num_shards": (_shards, "auto (~128 MiB per shard) or a number"),
     "compression": (_choice("none", "gzip", "zlib"), "none | gzip | zlib"),
     "feature_names": (_choice("v1", "v2"), "v1 (input_ids, segment_ids) | v2 (input_word_ids...)"),
+    "retained_builds": (
+        _int(0, 1000),
+        "earlier builds kept beside the current one (their readers keep reading them)",
+    ),
     "bad_lines": (_choice("error", "skip"), "invalid UTF-8 / NUL lines: error | skip (counted)"),
     "unit_bytes": (
         _int(4096, 1 << 30),

@@ -16,11 +16,12 @@ from pretrain_records.pipeline import manifest as manifest_lib
 from pretrain_records.pipeline import storage
 from pretrain_records.pipeline.errors import DataError
 from pretrain_records.pipeline.merge import PROVENANCE_ENTRY
-from pretrain_records.pipeline.schema import COMPRESSION, feature_names
+from pretrain_records.pipeline.schema import feature_names
 
 
 def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:
-    """(output dir, manifest, shard paths) for an output directory or one of its shards."""
+    """(output dir, manifest, shard paths) for an output directory or one of its shards (at
+    OUT's top level, or in a build folder `OUT/build-NNNNN/`, whose manifest is OUT's)."""
     if storage.isdir(path):
         manifest = manifest_lib.read(path)
         return (
@@ -29,25 +30,46 @@ def _locate(path: str) -> tuple[str, dict[str, Any], list[str]]:
             [manifest_lib.safe_member(path, s["name"]) for s in manifest["shards"]],
         )
     directory = path.rsplit("/", 1)[0] if "/" in path else "."
+    parent, _, folder = directory.rstrip("/").rpartition("/")
+    if manifest_lib.BUILD_FOLDER.fullmatch(folder):
+        directory = parent or "."
     return directory, manifest_lib.read(directory), [path]
 
 
+_PARSED_AT_ONCE = 256  # records parsed by one tf.io.parse_example call
+
+
 def _examples(manifest: dict[str, Any], shards: list[str]) -> Iterator[dict[str, np.ndarray]]:
-    """Parsed records shard by shard; a shard that cannot be read is a DataError naming it."""
+    """Parsed records shard by shard, read through `storage` (so on local disks, gs:// and the
+    other tf.io.gfile filesystems alike); a shard that cannot be read is a DataError naming
+    it."""
     import tensorflow as tf
     from pretrain_records.pipeline import features
 
     spec = features.parse_spec(manifest["features"])
-    compression = COMPRESSION[manifest["config"]["compression"]]
+    compression = manifest["config"]["compression"]
     for shard in shards:
-        records = tf.data.TFRecordDataset(shard, compression_type=compression)
-        parsed = records.map(lambda r: tf.io.parse_single_example(r, spec))
-        try:
-            for example in parsed.as_numpy_iterator():
-                yield _canonical(example)
-        except tf.errors.OpError as error:
-            first = error.message.strip().splitlines()[0] if error.message.strip() else ""
-            raise DataError(f"{shard}: unreadable ({first})", path=shard) from None
+        batch: list[bytes] = []
+        for record in read_records(shard, compression):
+            batch.append(record)
+            if len(batch) == _PARSED_AT_ONCE:
+                yield from _parsed(batch, spec, shard, tf)
+                batch = []
+        yield from _parsed(batch, spec, shard, tf)
+
+
+def _parsed(
+    records: list[bytes], spec: dict[str, Any], shard: str, tf: Any
+) -> Iterator[dict[str, np.ndarray]]:
+    if not records:
+        return
+    try:
+        columns = {k: v.numpy() for k, v in tf.io.parse_example(records, spec).items()}
+    except tf.errors.OpError as error:
+        first = error.message.strip().splitlines()[0] if error.message.strip() else ""
+        raise DataError(f"{shard}: unreadable ({first})", path=shard) from None
+    for row in range(len(records)):
+        yield _canonical({k: v[row] for k, v in columns.items()})
 
 
 def _canonical(example: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -186,7 +208,7 @@ def provenance(directory: str, manifest: dict[str, Any]) -> list[np.ndarray]:
     """Per shard, the input file index of each record (files in the manifest's input order)."""
     files = {entry["path"]: i for i, entry in enumerate(manifest.get("inputs", []))}
     pieces = [[files[p[0]] for p in unit["pieces"]] for unit in manifest["units"]]
-    path = manifest_lib.safe_member(directory, manifest_lib.PROVENANCE)
+    path = manifest_lib.safe_member(directory, manifest_lib.provenance_name(manifest))
     data = np.frombuffer(storage.read_bytes(path), "<u4").reshape(-1, PROVENANCE_ENTRY.size // 4)
     offsets = np.cumsum([0] + [s["records"] for s in manifest["shards"]])
     flat = np.array([i for unit in pieces for i in unit] or [0], np.int64)
@@ -202,7 +224,7 @@ def mixing(directory: str, manifest: dict[str, Any], sample: int) -> dict[str, A
     """How well every shard samples the whole corpus: the share of input files present in each
     shard, distinct files among `sample` random records and `sample` consecutive records of
     each shard, and |Spearman(position in shard, file order)|."""
-    if not any(f.get("name") == manifest_lib.PROVENANCE for f in manifest.get("files", [])):
+    if manifest_lib.provenance_name(manifest) is None:
         return {}
     files = len(manifest.get("inputs", []))
     rng = np.random.default_rng(0)
@@ -265,6 +287,75 @@ _BLOCK = 4 << 20  # bytes read, and at most inflated, at a time: memory stays fl
 _FRAME_HEADER = struct.Struct("<QI")  # record length, masked CRC-32C of the length's 8 bytes
 _FRAME_FOOTER = struct.Struct("<I")  # masked CRC-32C of the record's bytes
 _REPORTED = 5  # bad records named per shard; the rest are counted
+
+
+def read_records(path: str, compression: str) -> Iterator[bytes]:
+    """Each record's bytes of a TFRecord file (`compression`: none, gzip or zlib), read
+    through `storage.open_read` in blocks, both CRCs of every frame checked; DataError naming
+    the file for a frame that is damaged or cut short, or a compressed stream that is broken.
+    Holds a block and one record at most."""
+    buffer = bytearray()
+    start = 0  # where the next frame begins in `buffer`
+    offset = 0  # stream offset of buffer[0]
+    record = 0
+    where = " of the inflated stream" if compression in _WBITS else ""
+
+    def problem(what: str) -> DataError:
+        at = f"record {record} (byte {offset + start}{where})"
+        return DataError(f"{path}: unreadable ({at}: {what})", path=path)
+
+    for block in _stream_blocks(path, compression):
+        del buffer[:start]
+        offset += start
+        start = 0
+        buffer += block
+        while len(buffer) - start >= _FRAME_HEADER.size:
+            length, length_crc = _FRAME_HEADER.unpack_from(buffer, start)
+            if masked_crc32c(bytes(buffer[start : start + 8])) != length_crc:
+                raise problem("length CRC mismatch")
+            body = start + _FRAME_HEADER.size
+            end = body + length + _FRAME_FOOTER.size
+            if end > len(buffer):
+                break
+            data = bytes(buffer[body : end - _FRAME_FOOTER.size])
+            if masked_crc32c(data) != _FRAME_FOOTER.unpack_from(buffer, end - 4)[0]:
+                raise problem("data CRC mismatch")
+            yield data
+            record += 1
+            start = end
+    if start < len(buffer):
+        raise problem("the file ends inside this record")
+
+
+_WBITS = {"gzip": 31, "zlib": 15}
+
+
+def _stream_blocks(path: str, compression: str) -> Iterator[bytes]:
+    """The record stream of a file in blocks of at most _BLOCK bytes (inflated for gzip and
+    zlib); DataError for a compressed stream that is broken or ends early."""
+    wbits = _WBITS.get(compression)
+    inflate = zlib.decompressobj(wbits=wbits) if wbits else None
+    with storage.open_read(path) as stream:
+        while block := stream.read(_BLOCK):
+            if inflate is None:
+                yield block
+                continue
+            if inflate.eof:
+                raise DataError(
+                    f"{path}: unreadable (data after the end of its compressed stream)", path=path
+                )
+            try:
+                yield inflate.decompress(block, _BLOCK)
+                while inflate.unconsumed_tail:
+                    yield inflate.decompress(inflate.unconsumed_tail, _BLOCK)
+            except zlib.error as error:
+                raise DataError(f"{path}: unreadable ({error})", path=path) from None
+            if inflate.eof and inflate.unused_data:
+                raise DataError(
+                    f"{path}: unreadable (data after the end of its compressed stream)", path=path
+                )
+    if inflate is not None and not inflate.eof:
+        raise DataError(f"{path}: unreadable (the compressed stream ends early)", path=path)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -397,7 +488,7 @@ def check_shard(path: str, compression: str, crc: bool = True) -> ShardCheck:
     for `gzip` / `zlib`) record stream, with both CRCs of each record unless `crc` is false.
     No TensorFlow; memory stays flat whatever the sizes of the shard and its records."""
     digest, size = hashlib.sha256(), 0
-    wbits = {"gzip": 31, "zlib": 15}.get(compression)
+    wbits = _WBITS.get(compression)
     inflate = zlib.decompressobj(wbits=wbits) if wbits else None
     walk = FrameWalk(path, crc, " of the inflated stream" if inflate else "")
     broken = ""  # why the stream could not be inflated to its end
@@ -475,11 +566,14 @@ def verify(out: str, quick: bool = False) -> list[str]:
         elif "sha256" in entry:
             size, sha = storage.file_sha256(path)
             problems.extend(_hash_problems(path, entry, size, sha))
-    for name in storage.listdir(out):
-        if manifest_lib.SHARD_NAME.fullmatch(name) and name not in shard_names:
+    folder = str(manifest.get("build_dir") or "")
+    where = storage.join(out, folder) if folder else out
+    for name in storage.listdir(where):
+        listed = f"{folder}/{name}" if folder else name
+        if manifest_lib.SHARD_NAME.fullmatch(name) and listed not in shard_names:
             problems.append(
-                f"{storage.join(out, name)}: looks like a shard but is not in the manifest "
-                "(a reader globbing train-* would read it)"
+                f"{storage.join(where, name)}: looks like a shard but is not in the manifest "
+                "(a reader globbing the build's train-* would read it)"
             )
     return problems
 

@@ -136,10 +136,29 @@ def _shard_records(path: str, manifest: dict[str, Any]) -> list[tuple[str, int]]
             raise manifest_lib.ManifestError(
                 f"{path}: shard {shard['name']!r} has no valid record count ({count!r})"
             )
-        shards.append((manifest_lib.safe_member(path, shard["name"]), count))
+        file = manifest_lib.safe_member(path, shard["name"])
+        _check_size(file, shard.get("bytes"), manifest)
+        shards.append((file, count))
     if not shards:
         raise ValueError(f"{path}: the manifest lists no shards")
     return shards
+
+
+def _check_size(file: str, expected: Any, manifest: dict[str, Any]) -> None:
+    """A shard the manifest names is there with its size: a build the retention collected (or
+    one replaced by hand) is a clear error, never records of another build."""
+    try:
+        size = tf.io.gfile.stat(file).length
+    except tf.errors.NotFoundError:
+        folder = manifest.get("build_dir") or "the build"
+        raise manifest_lib.ManifestError(
+            f"{file}: gone ({folder} was collected after later builds: the retention keeps "
+            "retained_builds earlier ones); load the current manifest again"
+        ) from None
+    if isinstance(expected, int) and size != expected:
+        raise manifest_lib.ManifestError(
+            f"{file}: {size} bytes, its manifest says {expected}: not the build it names"
+        )
 
 
 def _batches_per_epoch(path: str, total: int, hosts: int, batch_size: int) -> int:

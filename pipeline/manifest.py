@@ -18,8 +18,9 @@ from pretrain_records.pipeline.errors import DataError
 MANIFEST = "manifest.json"
 FORMAT = 2
 TOOL = "make-pretrain-records"
-PROVENANCE = ".mpr/provenance.bin"  # the one published file that is not at OUT's top level
+LEGACY_PROVENANCE = ".mpr/provenance.bin"  # where builds of the first layout kept it
 SHARD_NAME = re.compile(r"train-\d{5}-of-\d{5}\.tfrecord(\.gz|\.zz)?")
+BUILD_FOLDER = re.compile(r"build-\d{5,}")
 
 
 class ManifestError(DataError):
@@ -27,20 +28,39 @@ class ManifestError(DataError):
 
 
 def safe_member(directory: str, name: Any) -> str:
-    """The path of `name` inside `directory`; ManifestError for anything that would leave it."""
-    if name == PROVENANCE:
+    """The path of `name` inside `directory` (a file at its top level, or in a build folder
+    `build-NNNNN/`); ManifestError for anything that would leave it."""
+    if name == LEGACY_PROVENANCE:
         return storage.join(directory, ".mpr", "provenance.bin")
-    if (
+    if isinstance(name, str) and name.count("/") == 1:
+        folder, _, file = name.partition("/")
+        if BUILD_FOLDER.fullmatch(folder) and _plain_name(file):
+            return storage.join(directory, folder, file)
+    if not _plain_name(name):
+        path = storage.join(directory, MANIFEST)
+        raise ManifestError(f"{path}: refusing file name {str(name)[:80]!r}")
+    return storage.join(directory, name)
+
+
+def _plain_name(name: Any) -> bool:
+    return not (
         not isinstance(name, str)
         or not name
         or "/" in name
         or "\\" in name
         or name in (".", "..")
         or "\0" in name
-    ):
-        path = storage.join(directory, MANIFEST)
-        raise ManifestError(f"{path}: refusing file name {str(name)[:80]!r}")
-    return storage.join(directory, name)
+    )
+
+
+def provenance_name(manifest: dict[str, Any]) -> str | None:
+    """The name of a build's provenance file (which unit each record came from), if it has
+    one."""
+    for entry in manifest.get("files", []):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name.rsplit("/", 1)[-1] == "provenance.bin":
+            return name
+    return None
 
 
 def parse(data: bytes, directory: str) -> dict[str, Any]:

@@ -1,40 +1,24 @@
-"""The output directory: its layout, lock, staging, publication protocol, and ownership.
+"""The output directory: its layout, lock, the tool's private files, and ownership.
 
-Nothing else in the tool renames, deletes or writes in OUT: other modules ask this one for
-paths under `.mpr/` and call its operations.
+Nothing else in the tool renames, deletes or writes in OUT: other modules ask this one (and
+`publication`, which owns the builds) for paths and call their operations.
 
 Layout:
-  OUT/manifest.json           the commit point: names (size, sha256) every file of the build
-  OUT/train-*-of-*.tfrecord   shards (.gz / .zz compressed)
-  OUT/spm.model, spm.vocab    the tokenizer; OUT/config.yaml, the resolved config
-  OUT/.mpr/provenance.bin     which unit each record came from (for `inspect --stats`)
-  OUT/.mpr/lock               the lock (flock; on object stores, lock.json: advisory)
-  OUT/.mpr/config.json        the config the kept units were built with
-  OUT/.mpr/units/<fp>/        kept records of a complete unit (unit.json, written last)
-  OUT/.mpr/tokenizer/         a tokenizer the tool trained, kept for refreshes
-  OUT/.mpr/staging/           the next build, complete once staging/manifest.json exists
-  OUT/.mpr/journal.json       a publication in progress; OUT/.mpr/previous/: its old files
-  OUT/.mpr/work/              scratch (spilled pieces of compressed files), removed after a build
-  OUT/.mpr/published.json     size and mtime of the published files (a fast ownership check)
+  OUT/manifest.json             the commit point: names (size, sha256) every file of the build
+  OUT/build-NNNNN/              a build's shards (train-*-of-*.tfrecord[.gz|.zz]), its tokenizer
+                                (spm.model, spm.vocab), config.yaml and provenance.bin; each build
+                                has a folder of its own that no later build reuses
+  OUT/.mpr/lock                 the lock (flock; on object stores, lock.json created with a
+                                precondition that it does not exist)
+  OUT/.mpr/config.json          the config the kept units were built with
+  OUT/.mpr/units/<fp>/          kept records of a complete unit (unit.json, written last)
+  OUT/.mpr/tokenizer/           a tokenizer the tool trained, kept for refreshes
+  OUT/.mpr/builds.json          the tool's ledger of its builds (see `publication`)
+  OUT/.mpr/staged.json          the manifest of a complete build not yet published
+  OUT/.mpr/work/                scratch (spilled pieces of compressed files), removed after a build
 
-Publication: everything new is complete, fsynced and checked in staging before it starts; a
-reader that trusts manifest.json sees the old build, then no build, then the new build:
-
-  state                      | manifest.json | a kill here leaves (the next run repairs)
-  S0 staged                  | old           | the old build, untouched
-  S1 journal written         | old           | the old build (rolled back: journal removed)
-  S2 manifest withdrawn      | none          | rolled back to S0: the old manifest restored
-  S3 old files set aside     | none          | rolled back: old files moved back
-  S4 journal: phase "new"    | none          | rolled back (as S3)
-  S5 new files in place      | none          | rolled back: new files back to staging
-  S6 new manifest in place   | new           | committed: rolled forward (S7)
-  S7 old files, journal gone | new           | the new build
-Files whose content does not change (a reused tokenizer, the same config) stay where they are.
-Any error before S6 (ENOSPC, an exception, Ctrl-C or SIGTERM) rolls back at once: the old build
-is byte-identical and `verify`-clean. After a roll back the staged build is published by the
-next run. From S6 on nothing is rolled back, whatever interrupts: an error there (an object
-store's copy-rename whose delete failed) is a warning, an interrupt stops the run and the next
-run tidies (S7).
+Builds of the first layout (files at OUT's top level) are read, refreshed and, once retired,
+collected like any other.
 """
 
 from __future__ import annotations
@@ -53,23 +37,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pretrain_records.pipeline import manifest as manifest_lib
-from pretrain_records.pipeline import storage, testhooks
+from pretrain_records.pipeline import storage
 from pretrain_records.pipeline.errors import DataError, LockedError, UsageError
 
 PRIVATE = ".mpr"
-MANAGED = ("manifest.json", "config.yaml", "spm.model", "spm.vocab")
 LOCK_STALE_SECONDS = 600  # object stores: a lock not refreshed for this long is free
 _UNIT_NAME = re.compile(r"[0-9a-f]{32}")
 Log = Callable[[str], None]
 
 
-def _flat(name: str) -> str:
-    """A published name as a file name in staging/ and previous/."""
-    return name.replace("/", "__")
-
-
 class OutputDir:
-    """OUT: a local directory or any tf.io.gfile location (`gs://bucket/prefix`)."""
+    """OUT: a local directory, gs:// (through the GCS client) or another tf.io.gfile location."""
 
     def __init__(self, path: str) -> None:
         if not path.strip():
@@ -95,9 +73,6 @@ class OutputDir:
         if not re.fullmatch(r"run-\d+\.bin", name):
             raise ValueError(f"not a run name: {name!r}")
         return storage.join(self.unit_dir(fingerprint), name)
-
-    def staged(self, name: str) -> str:
-        return self.private("staging", _flat(name))
 
     def work(self, *parts: str) -> str:
         return self.private("work", *parts)
@@ -134,7 +109,7 @@ class OutputDir:
         places = [self.private()]
         for name in storage.listdir(self.private()):
             places.append(self.private(name))
-            if name in ("units", "tokenizer", "staging", "previous", "work"):
+            if name in ("units", "tokenizer", "work"):
                 places.extend(self.private(name, child) for child in storage.listdir(places[-1]))
         for place in places:
             if os.path.islink(place):
@@ -161,28 +136,11 @@ class OutputDir:
                 "another output directory"
             ) from None
 
-    def check_foreign(self, manifest: dict[str, Any] | None) -> None:
-        """Before any work: a file where the tool writes that the tool did not write is a
-        usage error naming it (the tool never overwrites it)."""
-        owned = manifest_lib.owned_files(manifest) if manifest else {}
-        for name in storage.listdir(self.path):
-            if (name in MANAGED or _shard_like(name)) and name not in owned:
-                if name == "manifest.json" and manifest is not None:
-                    continue
-                raise UsageError(
-                    f"{self.public(name)} exists and was not written by this tool; move it "
-                    "away or choose another output directory"
-                )
-
-    def check_inputs_early(self, inputs: list[str]) -> None:
-        """Before anything in OUT is touched: an input inside the tool's own directory, or at
-        the name of a shard or the manifest, is refused (UsageError naming it)."""
-        self.check_inputs(inputs, None)
-
-    def check_inputs(self, inputs: list[str], new_files: dict[str, bytes] | None) -> None:
-        """An input lying where the tool writes is never replaced nor deleted: it is a usage
-        error naming it, unless the new build would write the very same bytes there (e.g.
-        `--spm-model OUT/spm.model`), which then leaves it as it is."""
+    def check_inputs(self, inputs: list[str]) -> None:
+        """An input inside the tool's own folder, or at OUT/manifest.json, is refused before
+        anything in OUT is touched (UsageError naming it): the tool rewrites those. An input
+        inside a build folder (`--spm-model OUT/build-00007/spm.model`) is read as it is and
+        never collected (see `publication`)."""
         if self.remote:
             return
         root = os.path.realpath(self.path)
@@ -190,51 +148,11 @@ class OutputDir:
             relative = os.path.relpath(os.path.realpath(given), root)
             if relative.startswith(PRIVATE + os.sep) or relative == PRIVATE:
                 raise UsageError(f"{given} is inside {self.private()}, the tool's own files")
-            if os.sep in relative or relative.startswith(".."):
-                continue
-            if new_files is None:  # early: the build's own files are not known yet
-                if relative in MANAGED and relative != "manifest.json":
-                    continue
-                same = False
-            else:
-                same = relative in new_files and storage.read_bytes(given) == new_files[relative]
-            if (relative in MANAGED or _shard_like(relative)) and not same:
+            if relative == manifest_lib.MANIFEST:
                 raise UsageError(
-                    f"{given} is an input and a file this tool writes in {self.path}; copy "
+                    f"{given} is an input and the file this tool publishes in {self.path}; copy "
                     "it elsewhere and give the copy"
                 )
-
-    def intact(self, manifest: dict[str, Any]) -> bool:
-        """Every file of a published build is there with its recorded size."""
-        return all(
-            storage.exists(self.public(name)) and storage.size(self.public(name)) == entry["bytes"]
-            for name, entry in manifest_lib.owned_files(manifest).items()
-            if "bytes" in entry
-        )
-
-    def check_owned(self, manifest: dict[str, Any]) -> None:
-        """Every file of the published build is still as the tool wrote it (the tool only
-        replaces or removes its own files); DataError naming one that changed."""
-        recorded = _read_json(self.private("published.json")) or {}
-        for name, entry in manifest_lib.owned_files(manifest).items():
-            path = self.public(name)
-            if not storage.exists(path) or "sha256" not in entry:
-                continue
-            if not self.remote and os.path.islink(path):
-                raise DataError(f"{path} is a symbolic link, not the file this tool wrote")
-            stat = None if self.remote else os.stat(path)
-            fast = recorded.get(name)
-            if stat is not None and fast == [stat.st_size, stat.st_mtime_ns, entry["sha256"]]:
-                continue
-            size = storage.size(path)
-            if size == entry.get("bytes") and (
-                self.remote or storage.file_sha256(path)[1] == entry["sha256"]
-            ):
-                continue
-            raise DataError(
-                f"{path} changed since this tool wrote it; the tool does not replace files it "
-                "did not write: move it away (or restore it) and rerun"
-            )
 
     # -- kept units ---------------------------------------------------------------------------
 
@@ -267,7 +185,7 @@ class OutputDir:
     def forget_kept(self) -> None:
         """--force or another config: drops the tool's kept units and trained tokenizer (its
         private files only; the published build stays until the next one replaces it)."""
-        for name in ("units", "tokenizer", "staging", "work"):
+        for name in ("units", "tokenizer", "work"):
             storage.rmtree(self.private(name))
         storage.remove(self.private("config.json"))
 
@@ -333,234 +251,8 @@ class OutputDir:
                 storage.rmtree(self.unit_dir(fingerprint))
         storage.rmtree(self.private("work"))
 
-    # -- staging ----------------------------------------------------------------------------
-
-    def clear_staging(self) -> None:
-        storage.rmtree(self.private("staging"))
-        storage.makedirs(self.private("staging"))
-
-    def staged_manifest(self) -> dict[str, Any] | None:
-        """The manifest of a complete staged build, or None."""
-        path = self.staged("manifest.json")
-        if not storage.exists(path):
-            return None
-        try:
-            return manifest_lib.parse(storage.read_bytes(path), self.path)
-        except manifest_lib.ManifestError:
-            return None
-
-    def stage_bytes(self, name: str, data: bytes) -> dict[str, Any]:
-        """Writes a small file of the next build into staging; returns its manifest entry."""
-        storage.write_bytes(self.staged(name), data)
-        return {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
     def clear_work(self) -> None:
         storage.rmtree(self.private("work"))
-
-    # -- publication ------------------------------------------------------------------------
-
-    def recover(self, log: Log) -> None:
-        """Finishes (after its commit) or undoes (before it) a publication a kill interrupted."""
-        if not storage.exists(self.private("journal.json")):
-            return
-        journal, committed = self._valid_journal(_read_json(self.private("journal.json")))
-        if committed:
-            log("finishing the publication an earlier run was stopped in")
-            self._clean_previous()
-        else:
-            log("undoing the publication an earlier run was stopped in (the previous build stays)")
-            self._roll_back(journal)
-
-    def _committed(self, journal: dict[str, Any]) -> bool:
-        """Whether the journal's publication was committed: its manifest is in place, put
-        there in phase "new" (a rebuild may repeat the old manifest byte for byte)."""
-        current = self.public("manifest.json")
-        return (
-            journal.get("phase") == "new"
-            and storage.exists(current)
-            and storage.file_sha256(current)[1] == journal.get("manifest_sha256")
-        )
-
-    def _valid_journal(self, journal: Any) -> tuple[dict[str, Any], bool]:
-        """The journal, if it is one this tool wrote (its new names are the staged build's,
-        its old ones the published or set aside build's; else DataError, touching nothing),
-        and whether its publication was committed."""
-        path = self.private("journal.json")
-        problem = DataError(
-            f"{path} is not a publication journal this tool wrote; the tool touches nothing "
-            "until it is removed"
-        )
-        if not (
-            isinstance(journal, dict)
-            and journal.get("phase") in ("old", "new")
-            and isinstance(journal.get("manifest_sha256"), str)
-            and all(isinstance(journal.get(k), list) for k in ("new", "old"))
-        ):
-            raise problem
-        current, aside = self.public("manifest.json"), self.private("previous", "manifest.json")
-        committed = self._committed(journal)
-        new = manifest_lib.read(self.path) if committed else self.staged_manifest()
-        if not set(journal["new"]) <= set(manifest_lib.owned_files(new) if new else {}):
-            raise problem
-        if committed:  # only previous/ is left to remove, as a whole
-            return journal, True
-        old = self.published_manifest() if storage.exists(current) else None
-        if old is None and storage.exists(aside):
-            with contextlib.suppress(Exception):
-                old = manifest_lib.parse(storage.read_bytes(aside), self.path)
-        if not set(journal["old"]) <= set(manifest_lib.owned_files(old) if old else {}):
-            raise problem
-        return journal, False
-
-    def stage_manifest(self, manifest: dict[str, Any]) -> None:
-        """Writes the staged build's manifest: from now on the staged build is complete."""
-        storage.write_bytes(self.staged("manifest.json"), manifest_lib.dumps(manifest))
-
-    def check_staged(self, manifest: dict[str, Any]) -> None:
-        """Every staged file is there with the size and sha256 its manifest gives (DataError
-        naming the first that is not: the staged build is then not published). On an object
-        store only sizes are compared, as in `check_owned`: hashing would download the build."""
-        for name, entry in manifest_lib.owned_files(manifest).items():
-            path = self.staged(name)
-            intact = storage.exists(path) and storage.size(path) == entry["bytes"]
-            if not intact or not (self.remote or storage.file_sha256(path)[1] == entry["sha256"]):
-                raise DataError(f"{path} does not match the staged manifest")
-
-    def publish(self, log: Log) -> None:
-        """Makes the complete staged build the published one (see the module docstring)."""
-        data = storage.read_bytes(self.staged("manifest.json"))
-        new_files = manifest_lib.owned_files(manifest_lib.parse(data, self.path))
-        old = self.published_manifest()
-        if old is not None:
-            self.check_owned(old)  # again: a user may have changed a file during the build
-        old_files = manifest_lib.owned_files(old) if old else {}
-        for name in new_files:  # the tool's own leftovers under .mpr (no build lists them)
-            if name.startswith(PRIVATE + "/") and name not in old_files:
-                storage.remove(self.public(name))
-        unchanged = {
-            n
-            for n, e in new_files.items()
-            if n in old_files
-            and e.get("sha256") is not None
-            and old_files[n].get("sha256") == e["sha256"]
-            and storage.exists(self.public(n))
-        }
-        for name in sorted(set(new_files) - set(old_files)):
-            if storage.exists(self.public(name)):
-                raise DataError(
-                    f"{self.public(name)} appeared during the build and was not written by "
-                    "this tool; refusing to overwrite it"
-                )
-        journal = {
-            "phase": "old",
-            "new": sorted(set(new_files) - unchanged),
-            "old": sorted(
-                n for n in old_files if n not in unchanged and storage.exists(self.public(n))
-            ),
-            "manifest_sha256": hashlib.sha256(data).hexdigest(),
-        }
-        self._step()
-        self.write_private_json(journal, "journal.json")
-        storage.makedirs(self.private("previous"))
-        try:
-            self._switch(journal, had_manifest=old is not None)
-        except BaseException as error:
-            committed = None  # unknown if the check itself fails: the next run's recover decides
-            with contextlib.suppress(Exception):
-                committed = self._committed(journal)
-            if committed is False:
-                with contextlib.suppress(Exception):
-                    self._roll_back(journal)
-            if not committed or not isinstance(error, Exception):
-                raise  # an interrupt after the commit: the new build stands, the next run tidies
-            log(f"warning: the build is published; its last step failed ({error})")
-        try:  # committed: what is left is tidying, which the next run would finish
-            self._sync()
-            self._clean_previous()
-            self._record_published(new_files)
-        except Exception as error:
-            log(f"warning: the build is published; tidying up failed ({error}), next run does it")
-
-    def _switch(self, journal: dict[str, Any], had_manifest: bool) -> None:
-        """S2-S5: the journal says which phase a kill interrupted (old files being set aside,
-        or new ones being put in place), so that a name both builds use is never mistaken."""
-        if had_manifest:
-            self._move(self.public("manifest.json"), self.private("previous", "manifest.json"))
-        for name in journal["old"]:
-            self._move(self.public(name), self.private("previous", _flat(name)))
-        self._step()
-        journal["phase"] = "new"
-        self.write_private_json(journal, "journal.json")
-        for name in journal["new"]:
-            self._move(self.staged(name), self.public(name))
-        self._sync()
-        self._move(self.staged("manifest.json"), self.public("manifest.json"))
-        testhooks.point("committed")  # a kill, an error or an interrupt from here on: new build
-
-    def _move(self, source: str, target: str) -> None:
-        self._step()
-        storage.rename(source, target)
-
-    def _step(self) -> None:
-        testhooks.point("publish")
-
-    def _roll_back(self, journal: dict[str, Any]) -> None:
-        """Undoes a publication stopped before its commit; each step can be repeated. A name
-        may be in both builds: in phase "old" (setting old files aside) a public file is
-        always the old one; in phase "new" every old file is already aside."""
-        if journal.get("phase") == "new":
-            for name in journal.get("new", []):
-                public, staged = self.public(name), self.staged(name)
-                if storage.exists(public):
-                    if storage.exists(staged):  # a copy-rename (object store) half done
-                        storage.remove(public)
-                    else:
-                        storage.rename(public, staged)
-        for name in journal.get("old", []):
-            public, aside = self.public(name), self.private("previous", _flat(name))
-            if storage.exists(aside):
-                if storage.exists(public):  # a copy-rename half done: public is the old one
-                    storage.remove(aside)
-                else:
-                    storage.rename(aside, public)
-        aside = self.private("previous", "manifest.json")
-        if storage.exists(aside):
-            if storage.exists(self.public("manifest.json")):
-                storage.remove(aside)
-            else:
-                storage.rename(aside, self.public("manifest.json"))
-        self._sync()
-        storage.remove(self.private("journal.json"))
-
-    def _clean_previous(self) -> None:
-        for name in storage.listdir(self.private("previous")):
-            self._step()
-            storage.remove(self.private("previous", name))
-        storage.rmtree(self.private("previous"))
-        self._step()
-        storage.remove(self.private("journal.json"))
-        storage.rmtree(self.private("staging"))
-
-    def _sync(self) -> None:
-        if not self.remote:
-            for directory in (self.path, self.private()):
-                storage.sync_directory(directory)
-
-    def _record_published(self, files: dict[str, dict[str, Any]]) -> None:
-        """Size and mtime of the published files: a later ownership check need not re-hash
-        files nobody touched (local disks only)."""
-        if self.remote:
-            return
-        recorded = {}
-        for name, entry in files.items():
-            with contextlib.suppress(OSError):
-                stat = os.stat(self.public(name))
-                recorded[name] = [stat.st_size, stat.st_mtime_ns, entry.get("sha256")]
-        self.write_private_json(recorded, "published.json")
-
-
-def _shard_like(name: str) -> bool:
-    return bool(manifest_lib.SHARD_NAME.fullmatch(name))
 
 
 def _read_json(path: str) -> Any:
@@ -587,10 +279,11 @@ def _flock(fd: int, out: str) -> None:
 
 
 class _ObjectLock:
-    """An advisory lock object for stores without flock: it names its holder and is refreshed
-    every minute; one not refreshed for LOCK_STALE_SECONDS is taken over. Two runs starting
-    within the same moment can both believe they hold it (no compare-and-swap through
-    tf.io.gfile): the README says so."""
+    """A lock object for stores without flock: it names its holder and is refreshed every
+    minute; one not refreshed for LOCK_STALE_SECONDS is taken over. It is created with a
+    precondition that no object exists (GCS: `ifGenerationMatch=0`), so two runs started at
+    the same moment cannot both take it where the store enforces that (GCS does; the test
+    emulator does not, and tf.io.gfile stores have no such precondition)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -598,19 +291,26 @@ class _ObjectLock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _data(self) -> bytes:
+        return json.dumps({**self.token, "time": time.time()}).encode()
+
     def _write(self) -> None:
-        storage.write_bytes(self.path, json.dumps({**self.token, "time": time.time()}).encode())
+        storage.write_bytes(self.path, self._data())
 
     def __enter__(self) -> _ObjectLock:
         held = _read_json(self.path)
+        out = self.path.rsplit("/.mpr", 1)[0]
         if isinstance(held, dict) and time.time() - float(held.get("time", 0)) < LOCK_STALE_SECONDS:
             raise LockedError(
-                f"{self.path.rsplit('/.mpr', 1)[0]} is being built by another run "
+                f"{out} is being built by another run "
                 f"(pid {held.get('pid')} on {held.get('host')}); wait for it or stop it"
             )
-        self._write()
+        if storage.exists(self.path):  # a stale lock (its run died): taken over
+            storage.remove(self.path)
+        if not storage.create_exclusive(self.path, self._data()):
+            raise LockedError(f"{out}: another run took the lock at the same moment")
         if (_read_json(self.path) or {}).get("owner") != self.token["owner"]:
-            raise LockedError(f"{self.path}: another run took the lock at the same moment")
+            raise LockedError(f"{out}: another run took the lock at the same moment")
         self._thread = threading.Thread(target=self._refresh, daemon=True)
         self._thread.start()
         return self

@@ -38,10 +38,13 @@ from pretrain_records.pipeline.outdir import OutputDir
 BUILD_DIR = re.compile(r"build-(\d{5,})")
 LEDGER = "builds.json"
 STAGED = "staged.json"
-_OWN_FILE = re.compile(
-    r"train-\d{5}-of-\d{5}\.tfrecord(\.gz|\.zz)?|spm\.model|spm\.vocab|config\.yaml"
-    r"|provenance\.bin|.*\.partial-\d+"
+_OWN_NAMES = (
+    r"train-\d{5}-of-\d{5}\.tfrecord(?:\.gz|\.zz)?|spm\.model|spm\.vocab|config\.yaml"
+    r"|provenance\.bin"
 )
+_OWN_FILE = re.compile(rf"(?:{_OWN_NAMES})(?:\.partial-\d+(?:-\d+)?)?")
+# A whole-file write's temporary (`NAME.partial-PID[-THREAD]`) of a file the tool writes there
+_BUILD_TEMPORARY = re.compile(rf"(?:{_OWN_NAMES})\.partial-(\d+)(?:-\d+)?")
 Log = Callable[[str], None]
 
 
@@ -66,7 +69,15 @@ class Publication:
         return [b for b in builds or [] if isinstance(b, dict) and isinstance(b.get("dir"), str)]
 
     def _save(self, builds: list[dict[str, Any]]) -> None:
-        self.out.write_private_json({"builds": builds}, LEDGER)
+        last = max([self._last_number(), *(_number(b["dir"]) for b in builds)])
+        self.out.write_private_json({"builds": builds, "last": last}, LEDGER)
+
+    def _last_number(self) -> int:
+        """The highest folder number ever given (a staging folder cleared unpublished too):
+        no later build reuses it."""
+        data = self.out.read_private_json(LEDGER)
+        last = data.get("last") if isinstance(data, dict) else None
+        return last if isinstance(last, int) else 0
 
     def _entry(self, builds: list[dict[str, Any]], folder: str) -> dict[str, Any] | None:
         return next((b for b in builds if b["dir"] == folder), None)
@@ -81,6 +92,7 @@ class Publication:
                 f"{self.out.private('journal.json')}: a publication by an older version of the "
                 "tool was interrupted; finish it with that version (rerun it once), then rerun"
             )
+        self._sweep_temporaries(log)
         published = self.out.published_manifest()
         builds = self._ledger()
         changed = False
@@ -93,6 +105,35 @@ class Publication:
         if changed:
             log("bringing the tool's record of its builds up to date")
             self._save(builds)
+        staged = self.out.read_private_json(STAGED)
+        if published is not None and isinstance(staged, dict):
+            if build_dir_of(staged) == build_dir_of(published):  # a kill after the commit
+                storage.remove(self.out.private(STAGED))
+
+    def _sweep_temporaries(self, log: Log) -> None:
+        """Removes the temporary files of whole-file writes a kill interrupted (`NAME.partial-PID`,
+        locally only: an object store's upload leaves none) in OUT, `.mpr` and the build
+        folders, when the process that wrote one is gone."""
+        if self.out.remote:
+            return
+        # OUT and the build folders may hold a user's files: only the tool's names there
+        folders = {self.out.path: _TOP_TEMPORARY}
+        for name in storage.listdir(self.out.path):
+            if BUILD_DIR.fullmatch(name):
+                folders[storage.join(self.out.path, name)] = _BUILD_TEMPORARY
+        for root, _, _ in os.walk(self.out.private()):
+            folders[root] = _TEMPORARY
+        swept = 0
+        for folder, pattern in folders.items():
+            with contextlib.suppress(OSError):
+                for name in os.listdir(folder):
+                    match = pattern.fullmatch(name)
+                    if match and not _alive(int(match.group(1))):
+                        with contextlib.suppress(OSError):
+                            os.remove(os.path.join(folder, name))
+                            swept += 1
+        if swept:
+            log(f"removed {swept} temporary file(s) of an interrupted run")
 
     def _mark_published(
         self, builds: list[dict[str, Any]], folder: str, manifest: dict[str, Any]
@@ -126,6 +167,14 @@ class Publication:
         self.folder = build_dir_of(manifest)
         return manifest
 
+    def intact(self, manifest: dict[str, Any]) -> bool:
+        """Every file of a published build is there with its recorded size."""
+        return all(
+            storage.exists(self.out.public(name))
+            and storage.size(self.out.public(name)) == entry["bytes"]
+            for name, entry in manifest_lib.owned_files(manifest).items()
+        )
+
     def check(self, manifest: dict[str, Any]) -> None:
         """Every file of a build is there with the size (and, locally, the sha256) its
         manifest gives; DataError naming the first that is not. On an object store only sizes
@@ -155,7 +204,7 @@ class Publication:
         return self.folder
 
     def _next_number(self, builds: list[dict[str, Any]]) -> int:
-        numbers = [0]
+        numbers = [0, self._last_number()]
         names = [b["dir"] for b in builds] + storage.listdir(self.out.path)
         for name in names:
             match = BUILD_DIR.fullmatch(name)
@@ -184,7 +233,8 @@ class Publication:
 
     def publish(self, manifest: dict[str, Any], log: Log) -> None:
         """The commit: manifest.json names the staged build, in one atomic write."""
-        self.check(manifest)  # again: a file may have changed since it was staged
+        if not self.intact(manifest):  # sizes: the files were hashed as they were written
+            raise DataError(f"{self.folder}: a file of the staged build changed before publication")
         testhooks.point("publish")
         storage.write_bytes(self.out.public(manifest_lib.MANIFEST), manifest_lib.dumps(manifest))
         if not self.out.remote:
@@ -254,6 +304,23 @@ class Publication:
         if not self.out.remote:
             with contextlib.suppress(OSError):
                 os.rmdir(root)
+
+
+_TEMPORARY = re.compile(r".+\.partial-(\d+)(?:-\d+)?")
+_TOP_TEMPORARY = re.compile(r"manifest\.json\.partial-(\d+)(?:-\d+)?")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` runs (this one counts as alive: its writes are in progress)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 def _number(folder: str) -> int:

@@ -418,7 +418,7 @@ def _create_exclusive_without_links(path: str, data: bytes) -> bool:
 
 class RandomReader:
     """Reads byte ranges of one file (pread locally; one ranged GET per read on GCS, of the
-    generation it opened; seek + read through gfile)."""
+    generation it opened; seek + read through gfile). Safe to share between threads."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -431,6 +431,7 @@ class RandomReader:
             self._size, self._generation = found
         elif self._remote:
             self._stream = open_read(path)
+            self._seeking = threading.Lock()  # one stream: a seek and its read go together
         else:
             self._fd = os.open(path, os.O_RDONLY)
 
@@ -441,8 +442,9 @@ class RandomReader:
             end = min(offset + count, self._size)
             data = gcs.read_range(self.path, offset, end - offset, self._generation)
         elif self._remote:
-            self._stream.seek(offset)
-            data = self._stream.read(count)
+            with self._seeking:
+                self._stream.seek(offset)
+                data = self._stream.read(count)
         else:
             data = os.pread(self._fd, count, offset)
             while len(data) < count:  # pread may return less than asked

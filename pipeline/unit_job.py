@@ -17,8 +17,9 @@ from pretrain_records.pipeline.runs import RunInfo
 # Bumped when the same inputs, config and seed give other records, or when unit.json gains what
 # the manifest's totals need (5: token counts), so that units an older version kept are rebuilt
 # and the build is merged again (its id changes) with a manifest that has them. 6: chunks span
-# the pieces of a unit (small files cost what their bytes cost).
-RECORDS_VERSION = 6
+# the pieces of a unit (small files cost what their bytes cost). 7: runs of format MPRRUN03 (a
+# header with the records' bytes; the merge reads each run once).
+RECORDS_VERSION = 7
 
 
 def seed_of(*parts: Any) -> int:

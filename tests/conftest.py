@@ -124,8 +124,28 @@ def one_error_line(stderr: str) -> str:
     return errors[0]
 
 
+def current_build(out: Path) -> Path:
+    """The folder of the build `out/manifest.json` names (each build has its own)."""
+    import json
+
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    return Path(out) / manifest.get("build_dir", "")
+
+
+def shard_paths(out: Path) -> list[Path]:
+    """The published shards of `out`, in manifest order."""
+    import json
+
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    return [Path(out) / s["name"] for s in manifest["shards"]]
+
+
 def shard_hashes(out: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.glob("train-*"))}
+    """Each published shard's file name (without its build folder) -> sha256: two outputs of
+    the same build compare equal whatever their build numbers."""
+    if not (Path(out) / "manifest.json").exists():
+        return {}
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in shard_paths(out)}
 
 
 def corpus(relative: str) -> Path:

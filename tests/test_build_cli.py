@@ -14,7 +14,15 @@ import pytest
 import tensorflow as tf
 import yaml
 
-from tests.conftest import REPO, corpus, invoke, one_error_line, shard_hashes
+from tests.conftest import (
+    REPO,
+    corpus,
+    current_build,
+    invoke,
+    one_error_line,
+    shard_hashes,
+    shard_paths,
+)
 
 
 def build_sample(out: Path, model: Path | str, *options: object, check: int = 0):
@@ -46,7 +54,7 @@ def model_garden_spec(length: int, predictions: int, v2: bool = False) -> dict:
 
 
 def read_records(out: Path, spec: dict, compression: str = "") -> list[dict]:
-    shards = sorted(str(p) for p in out.glob("train-*"))
+    shards = sorted(str(p) for p in shard_paths(out))
     data = tf.data.TFRecordDataset(shards, compression_type=compression)
     return list(data.map(lambda r: tf.io.parse_single_example(r, spec)).as_numpy_iterator())
 
@@ -91,7 +99,7 @@ def test_exact_record_count_and_shard_split(tmp_path, ten_documents, english_mod
     assert summary["records"] == 30 and summary["documents"] == 10 and summary["shards"] == 4
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["name"] for s in manifest["shards"]] == [
-        f"train-0000{i}-of-00004.tfrecord" for i in range(4)
+        f"build-00001/train-0000{i}-of-00004.tfrecord" for i in range(4)
     ]
     # Ranks [s*N/S, (s+1)*N/S): shards differ by one record at most.
     assert [s["records"] for s in manifest["shards"]] == [7, 8, 7, 8]
@@ -100,22 +108,24 @@ def test_exact_record_count_and_shard_split(tmp_path, ten_documents, english_mod
         path = out / entry["name"]
         assert path.stat().st_size == entry["bytes"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
-    assert sum(1 for _ in tf.data.TFRecordDataset([str(p) for p in out.glob("train-*")])) == 30
-    assert sorted(p.name for p in out.iterdir() if p.name != ".mpr") == sorted(
-        ["config.yaml", "manifest.json", "spm.model", "spm.vocab"]
-        + [s["name"] for s in manifest["shards"]]
+    assert sum(1 for _ in tf.data.TFRecordDataset([str(p) for p in shard_paths(out)])) == 30
+    assert sorted(p.name for p in out.iterdir() if p.name != ".mpr") == [
+        "build-00001",
+        "manifest.json",
+    ]
+    assert sorted(f"build-00001/{p.name}" for p in (out / "build-00001").iterdir()) == sorted(
+        e["name"] for e in manifest["shards"] + manifest["files"]
     )
     private = sorted(p.name for p in (out / ".mpr").iterdir())
     assert private == [
+        "builds.json",
         "config.json",
         "lock",
         "plan-cache.json",
-        "provenance.bin",
-        "published.json",
         "units",
     ]
     assert not list((out / ".mpr").rglob("*.partial-*"))
-    assert (out / "spm.model").read_bytes() == english_model.read_bytes()
+    assert (current_build(out) / "spm.model").read_bytes() == english_model.read_bytes()
 
 
 @pytest.mark.parametrize("names", ["v1", "v2"])
@@ -213,7 +223,7 @@ def test_english_book_and_korean_jsonl_end_to_end_with_gzip(tmp_path):
     )
     summary = json.loads(result.stdout)
     assert summary["status"] == "ok" and summary["documents"] == 1
-    assert [p.name for p in out_en.glob("train-*")] == ["train-00000-of-00001.tfrecord.gz"]
+    assert [p.name for p in shard_paths(out_en)] == ["train-00000-of-00001.tfrecord.gz"]
     spec = {"input_ids": tf.io.FixedLenFeature([128], tf.int64)}
     assert len(read_records(out_en, spec, "GZIP")) == summary["records"] > 100
 
@@ -268,7 +278,7 @@ def test_dynamic_masking_writes_no_masked_lm_features(tmp_path, english_model):
     assert sorted(manifest["features"]) == sorted(
         ["input_ids", "input_mask", "segment_ids", "token_boundary", "next_sentence_labels"]
     )
-    record = next(iter(tf.data.TFRecordDataset([str(p) for p in out.glob("train-*")])))
+    record = next(iter(tf.data.TFRecordDataset([str(p) for p in shard_paths(out)])))
     example = tf.train.Example.FromString(record.numpy())
     assert sorted(example.features.feature) == sorted(manifest["features"])
 
@@ -278,7 +288,7 @@ def test_config_precedence_cli_over_yaml_over_defaults(tmp_path, english_model):
     config.write_text("max_seq_length: 64\nmax_predictions_per_seq: 12\nmax_n: 2\n")
     out = tmp_path / "out"
     build_sample(out, english_model, "--config", config, "--max-n", 4, "--dupe-factor", 1)
-    written = yaml.safe_load((out / "config.yaml").read_text())
+    written = yaml.safe_load((current_build(out) / "config.yaml").read_text())
     assert written["max_seq_length"] == 64 and written["max_predictions_per_seq"] == 12
     assert written["max_n"] == 4 and written["mask_ratio"] == 0.15
 

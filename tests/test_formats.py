@@ -18,7 +18,15 @@ import sentencepiece as spm
 import tensorflow as tf
 import zstandard
 
-from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes, summary_of
+from tests.conftest import (
+    corpus,
+    current_build,
+    invoke,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    summary_of,
+)
 from tests.test_wikipedia import MARKUP, NOT_ARTICLE_TEXT, SAMPLE
 from tests.test_wikipedia_multistream import write_multistream
 
@@ -46,7 +54,7 @@ def korean_model(tmp_path_factory, movies) -> Path:
 def records_text(out: Path) -> list[str]:
     """Every record decoded to text (masks undone)."""
     manifest = json.loads((out / "manifest.json").read_text())
-    sp = spm.SentencePieceProcessor(model_file=str(out / "spm.model"))
+    sp = spm.SentencePieceProcessor(model_file=str(current_build(out) / "spm.model"))
     length = manifest["config"]["max_seq_length"]
     spec = {"input_ids": tf.io.FixedLenFeature([length], tf.int64)}
     shards = [str(out / s["name"]) for s in manifest["shards"]]

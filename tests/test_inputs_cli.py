@@ -14,7 +14,16 @@ import zlib
 
 import pytest
 
-from tests.conftest import CLI, corpus, invoke, one_error_line, run_cli, shard_hashes, summary_of
+from tests.conftest import (
+    CLI,
+    corpus,
+    invoke,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    shard_paths,
+    summary_of,
+)
 
 SAMPLE = corpus("en/bert_sample_text.txt")
 
@@ -175,7 +184,7 @@ def test_quiet_json_beam_runs_say_nothing_on_stderr(tmp_path, english_model):
 def test_inspect_names_a_corrupt_shard(tmp_path, model_args):
     out = tmp_path / "out"
     invoke("build", SAMPLE, "-o", out, *model_args, "--compression", "gzip")
-    shard = next(out.glob("train-*"))
+    shard = shard_paths(out)[0]
     shard.write_bytes(shard.read_bytes()[:-40])
     result = invoke("inspect", out, "--stats", check=1)
     assert one_error_line(result.stderr).startswith(

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from pretrain_records.pipeline.loader import load_dataset
 
-from tests.conftest import corpus, invoke
+from tests.conftest import corpus, current_build, invoke, shard_paths
 
 L, P, BATCH = 64, 10, 16
 
@@ -54,7 +54,7 @@ def records(tmp_path_factory):
         "-o",
         root / "dynamic",
         "--spm-model",
-        root / "static" / "spm.model",
+        current_build(root / "static") / "spm.model",
         "--masking",
         "dynamic",
         *common,
@@ -65,7 +65,7 @@ def records(tmp_path_factory):
         "-o",
         root / "dynamic-tokens",
         "--spm-model",
-        root / "static" / "spm.model",
+        current_build(root / "static") / "spm.model",
         "--masking",
         "dynamic",
         "--whole-word",
@@ -231,7 +231,7 @@ def test_static_records_pass_through_unchanged(records):
     ds = load_dataset(str(records / "static"), BATCH, seed=3, epochs=1, shuffle_buffer=0)
     loaded = np.concatenate([b["masked_lm_positions"] for b in batches(ds, 1000)])
     spec = {"masked_lm_positions": tf.io.FixedLenFeature([P], tf.int64)}
-    shards = sorted(str(p) for p in (records / "static").glob("train-*"))
+    shards = sorted(str(p) for p in shard_paths(records / "static"))
     raw = tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, spec))
     stored = np.stack([r["masked_lm_positions"] for r in raw.as_numpy_iterator()])
     # The same records (the tail that does not fill a batch is dropped).
@@ -335,6 +335,31 @@ def test_shards_holding_fewer_records_than_the_manifest_says_fail(records, tmp_p
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(tf.errors.FailedPreconditionError, match="expected to contain"):
         batches(load_host(copy, 2, 0, epochs=1), 1000)
+
+
+def test_a_shard_gone_or_of_another_size_is_a_clear_error_before_any_record(records, tmp_path):
+    """A build the retention collected (or a shard replaced by hand) never yields records of
+    another build: the loader checks each shard the manifest names is there, with its size."""
+    from pretrain_records.pipeline.manifest import ManifestError
+
+    copy = tmp_path / "copy"
+    shutil.copytree(records / "static", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    first, last = shard_paths(copy)[0], shard_paths(copy)[-1]
+    last.write_bytes(last.read_bytes() + b"\0")
+    size = last.stat().st_size
+    with pytest.raises(ManifestError) as raised:
+        load_dataset(str(copy), BATCH, 7)
+    assert str(raised.value) == (
+        f"{last}: {size} bytes, its manifest says {size - 1}: not the build it names"
+    )
+    first.unlink()
+    with pytest.raises(ManifestError) as raised:
+        load_dataset(str(copy), BATCH, 7)
+    assert str(raised.value) == (
+        f"{first}: gone ({manifest['build_dir']} was collected after later builds: the "
+        "retention keeps retained_builds earlier ones); load the current manifest again"
+    )
 
 
 class MaskedLM(tf.keras.Model):

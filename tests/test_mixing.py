@@ -12,7 +12,7 @@ import sentencepiece as spm
 import tensorflow as tf
 from pretrain_records.pipeline.inspection import spearman
 
-from tests.conftest import invoke, shard_hashes
+from tests.conftest import current_build, invoke, shard_hashes, shard_paths
 
 FILES, SHARDS = 20, 4
 COMMON = ["--max-seq-length", 64, "--dupe-factor", 1, "--masking", "dynamic", "--vocab-size", 600]
@@ -45,10 +45,10 @@ def corpus_dir(tmp_path_factory):
 
 def record_sources(out) -> list[list[int]]:
     """For each shard, the file each record's text comes from (decoded from the records)."""
-    sp = spm.SentencePieceProcessor(model_file=str(out / "spm.model"))
+    sp = spm.SentencePieceProcessor(model_file=str(current_build(out) / "spm.model"))
     spec = {"input_ids": tf.io.FixedLenFeature([64], tf.int64)}
     sources = []
-    for shard in sorted(out.glob("train-*")):
+    for shard in shard_paths(out):
         found = []
         data = tf.data.TFRecordDataset(str(shard)).map(
             lambda r: tf.io.parse_single_example(r, spec)
@@ -129,7 +129,7 @@ def test_a_refresh_rebuilds_one_unit_and_equals_a_clean_build(tmp_path, corpus_d
     assert len(kept) == len(after) - 1 and all(runs[p] == after[p] for p in kept)
     clean = tmp_path / "clean"
     model = tmp_path / "spm.model"
-    model.write_bytes((out / "spm.model").read_bytes())
+    model.write_bytes((current_build(out) / "spm.model").read_bytes())
     invoke("build", folder, "-o", clean, *args, "--spm-model", model)
     assert shard_hashes(out) == shard_hashes(clean)
     invoke("verify", out)

@@ -15,7 +15,16 @@ from pretrain_records.pipeline import tokenizer_sample
 from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.pieces import Piece
 
-from tests.conftest import ARGS, invoke, one_error_line, run_cli, shard_hashes, start_paused
+from tests.conftest import (
+    ARGS,
+    current_build,
+    invoke,
+    one_error_line,
+    run_cli,
+    shard_hashes,
+    shard_paths,
+    start_paused,
+)
 
 SMALL_UNITS = ["--unit-bytes", 40000]
 
@@ -85,7 +94,7 @@ def test_a_file_sorted_after_a_big_one_still_teaches_the_tokenizer(tmp_path, mon
     result = invoke("build", folder, "-o", out, "--vocab-size", 300, "--dupe-factor", 1, "--json")
     summary = json.loads(result.stdout)
     assert summary["tokenizer_sample"] == {"sentences": 3000, "of": 12000, "too_long": 0}
-    sp = spm.SentencePieceProcessor(model_file=str(out / "spm.model"))
+    sp = spm.SentencePieceProcessor(model_file=str(current_build(out) / "spm.model"))
     pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
     assert sum(any("\uac00" <= c <= "\ud7a3" for c in p) for p in pieces) >= 10
 
@@ -112,7 +121,9 @@ def test_a_kept_tokenizer_serves_only_the_config_that_trained_it(tmp_path, three
     summary = json.loads(run_cli("build", three_files, "-o", out, *ARGS, "--json").stdout)
     assert summary["tokenizer"] == "trained"
     assert shard_hashes(out) == shard_hashes(clean)
-    assert (out / "spm.model").read_bytes() == (clean / "spm.model").read_bytes()
+    assert (current_build(out) / "spm.model").read_bytes() == (
+        current_build(clean) / "spm.model"
+    ).read_bytes()
     run_cli("verify", out)
 
 
@@ -129,7 +140,16 @@ def test_a_damaged_kept_unit_is_rebuilt_before_anything_is_published(tmp_path, t
     changed = three_files / "part-2.txt"
     changed.write_text(changed.read_text() + "\n새로운 리뷰 한 줄.\n")
     clean = tmp_path / "clean"
-    invoke("build", three_files, "-o", clean, *ARGS, *SMALL_UNITS, "--spm-model", out / "spm.model")
+    invoke(
+        "build",
+        three_files,
+        "-o",
+        clean,
+        *ARGS,
+        *SMALL_UNITS,
+        "--spm-model",
+        current_build(out) / "spm.model",
+    )
     summary = json.loads(
         run_cli("build", three_files, "-o", out, *ARGS, *SMALL_UNITS, "--json").stdout
     )
@@ -137,7 +157,7 @@ def test_a_damaged_kept_unit_is_rebuilt_before_anything_is_published(tmp_path, t
     assert summary["units"]["rebuilt"] >= 2
     assert shard_hashes(out) == shard_hashes(clean)
     run_cli("verify", out)
-    for shard in sorted(out.glob("train-*")):
+    for shard in shard_paths(out):
         assert sum(1 for _ in tf.data.TFRecordDataset(str(shard))) > 0  # no DataLossError
 
 
@@ -158,7 +178,9 @@ def test_a_model_is_the_same_config_however_its_path_is_spelled(tmp_path, three_
     model_dir = tmp_path / "spm"
     model_dir.mkdir()
     invoke("build", three_files, "-o", tmp_path / "first", *ARGS)
-    (model_dir / "m.model").write_bytes((tmp_path / "first" / "spm.model").read_bytes())
+    (model_dir / "m.model").write_bytes(
+        (current_build(tmp_path / "first") / "spm.model").read_bytes()
+    )
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
     invoke("build", three_files, "-o", out, *ARGS, "--spm-model", "./spm/m.model")

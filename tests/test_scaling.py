@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import (
     corpus,
+    current_build,
     invoke,
     is_alive,
     one_error_line,
@@ -46,7 +47,7 @@ def reference(tmp_path_factory, big_jsonl):
 
 
 def with_model(reference):
-    return [*ARGS, "--spm-model", reference / "spm.model"]
+    return [*ARGS, "--spm-model", current_build(reference) / "spm.model"]
 
 
 def test_the_same_bytes_on_any_number_of_workers_and_on_beam(tmp_path, big_jsonl, reference):
@@ -116,9 +117,12 @@ def test_without_beam_the_error_names_the_extra(tmp_path, big_jsonl, reference):
 def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl, monkeypatch):
     # The CLI runs in this process: a gs:// path taken for a local one would be a `gs:` folder
     # in the working directory.
+    from pretrain_records.pipeline import gcs
+
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
+    gcs.reset_requests()
     result = invoke(
         "build",
         big_jsonl,
@@ -145,6 +149,7 @@ def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl, m
     assert summary["beam"]["graph_bytes"] > 1000
     assert summary["beam"]["kept_records"] == "gs://example-bucket/records/.mpr/units"
     assert not (work / "gs:").exists() and not (tmp_path / "gs:").exists()
+    assert sum(gcs.requests().values()) == 0  # nothing asked of the bucket: written nowhere
     bad = invoke(
         "build",
         big_jsonl,

@@ -15,7 +15,7 @@ from pretrain_records.pipeline import build, sentences
 from pretrain_records.pipeline.chunks import CHUNK_DOCUMENTS
 from pretrain_records.pipeline.documents import Piece, ReadStats, read_documents
 
-from tests.conftest import ARGS, corpus, invoke
+from tests.conftest import ARGS, corpus, current_build, invoke, shard_paths
 
 
 def build_json(inputs: list[Path], out: Path, *options: object) -> dict:
@@ -30,7 +30,7 @@ def manifest_of(out: Path) -> dict:
 def input_tokens(inputs: list[Path], out: Path, input_format: str, language: str) -> int:
     """The tokens of every document of the inputs, counted here: documents read as the build
     reads them, every sentence encoded by the build's spm.model."""
-    model = spm.SentencePieceProcessor(model_file=str(out / "spm.model"))
+    model = spm.SentencePieceProcessor(model_file=str(current_build(out) / "spm.model"))
     split = sentences.make_splitter(language)
     total = 0
     for path in inputs:
@@ -47,7 +47,7 @@ def record_tokens(out: Path) -> int:
     length = manifest["config"]["max_seq_length"]
     specials = 2 if manifest["config"]["sentence_task"] == "none" else 3
     spec = {"input_mask": tf.io.FixedLenFeature([length], tf.int64)}
-    shards = sorted(str(p) for p in out.glob("train-*"))
+    shards = sorted(str(p) for p in shard_paths(out))
     masks = tf.data.TFRecordDataset(shards).map(lambda r: tf.io.parse_single_example(r, spec))
     lengths = np.array([m["input_mask"].sum() for m in masks.as_numpy_iterator()])
     assert len(lengths) == manifest["totals"]["records"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import shutil
 import struct
@@ -14,7 +13,8 @@ import zlib
 
 import pytest
 import tensorflow as tf
-from pretrain_records.pipeline.inspection import FrameWalk, check_shard
+from pretrain_records.pipeline.errors import DataError
+from pretrain_records.pipeline.inspection import FrameWalk, check_shard, read_records
 from pretrain_records.pipeline.schema import COMPRESSION
 
 from tests.conftest import ARGS, corpus, invoke, run_cli
@@ -51,19 +51,19 @@ def frame_offset(stream: bytes, index: int) -> int:
 
 
 def rewrite_shard(out, name, data: bytes) -> None:
-    """Replaces a shard as if the tool had written it: its size and sha256 in the manifest and
-    in the ownership record (.mpr/published.json: size, mtime, sha256) match the new bytes."""
+    """Replaces a shard as if the tool had written it: its size and sha256 in the manifest, and
+    its size in the tool's ledger of its builds (.mpr/builds.json), match the new bytes."""
     path = out / name
     path.write_bytes(data)
-    sha = hashlib.sha256(data).hexdigest()
     manifest = json.loads((out / "manifest.json").read_text())
     (entry,) = [s for s in manifest["shards"] if s["name"] == name]
-    entry.update(bytes=len(data), sha256=sha)
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    published = json.loads((out / ".mpr" / "published.json").read_text())
-    stat = os.stat(path)
-    published[name] = [stat.st_size, stat.st_mtime_ns, sha]
-    (out / ".mpr" / "published.json").write_text(json.dumps(published))
+    ledger = json.loads((out / ".mpr" / "builds.json").read_text())
+    (build,) = [b for b in ledger["builds"] if b["dir"] == manifest["build_dir"]]
+    assert name in build["sizes"]
+    build["sizes"][name] = len(data)
+    (out / ".mpr" / "builds.json").write_text(json.dumps(ledger))
 
 
 def first_shard(out) -> str:
@@ -186,3 +186,46 @@ def test_the_frame_walk_finds_the_same_in_blocks_of_any_size(tmp_path):
     for most in (1, 2, 5, 13, 100, 4096):
         for data in (good, bytes(bad), cut):
             assert walk(data, most) == walk(data, None), most
+
+
+@pytest.mark.parametrize("compression", ["none", "gzip", "zlib"])
+def test_read_records_gives_tensorflows_records_with_one_bigger_than_a_block(tmp_path, compression):
+    rng = random.Random(7)
+    records = [rng.randbytes(rng.randrange(0, 3000)) for _ in range(200)]
+    records[120] = rng.randbytes(9 << 20)  # more than the 4 MiB read (and inflated) at a time
+    records[0] = b""
+    path = tmp_path / "shard"
+    write_records(path, records, compression)
+    assert list(read_records(str(path), compression)) == records
+
+
+def test_read_records_names_a_damaged_or_cut_record(tmp_path):
+    rng = random.Random(13)
+    records = [rng.randbytes(rng.randrange(1, 700)) for _ in range(40)]
+    write_records(tmp_path / "shard", records, "none")
+    good = (tmp_path / "shard").read_bytes()
+    cases = {
+        "data": (frame_offset(good, 17) + 12 + 3, 17, "data CRC mismatch"),
+        "length": (frame_offset(good, 25) + 8, 25, "length CRC mismatch"),
+    }
+    for what, (at, index, problem) in cases.items():
+        bad = bytearray(good)
+        bad[at] ^= 0x10
+        path = tmp_path / what
+        path.write_bytes(bytes(bad))
+        read = []
+        with pytest.raises(DataError) as raised:
+            read.extend(read_records(str(path), "none"))
+        assert read == records[:index]  # every record before the damaged one, intact
+        assert str(raised.value) == (
+            f"{path}: unreadable (record {index} (byte {frame_offset(good, index)}): {problem})"
+        )
+    cut = tmp_path / "cut"
+    cut.write_bytes(good[: frame_offset(good, 30) + 14])
+    with pytest.raises(DataError, match=r"record 30 \(byte \d+\): the file ends inside"):
+        list(read_records(str(cut), "none"))
+    packed = tmp_path / "packed"
+    write_records(packed, records, "gzip")
+    packed.write_bytes(packed.read_bytes()[:-40])
+    with pytest.raises(DataError, match="unreadable \\(the compressed stream ends early\\)"):
+        list(read_records(str(packed), "gzip"))
