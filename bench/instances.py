@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from pretrain_records.ops import make_instances
-from pretrain_records.pipeline import tokenize
+from pretrain_records.pipeline.tokenizer import tokenize
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpora/bench/nsmc_movies.jsonl.gz"
 CHUNK_CHARACTERS = 1 << 18

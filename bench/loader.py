@@ -13,7 +13,7 @@ from pathlib import Path
 
 import common
 import tensorflow as tf
-from pretrain_records.pipeline.loader import load_dataset
+from pretrain_records.pipeline.readback.loader import load_dataset
 
 CORPUS = common.SAMPLES / "ko" / "nsmc_reviews_sample.txt"
 CLI = Path(sys.executable).with_name("make-pretrain-records")

@@ -44,12 +44,20 @@ RECORD_BYTES = (16 + 850, 16 + 980)
 
 def load_modules(root: Path | None) -> tuple[ModuleType, ModuleType]:
     """(runs, merge) of this checkout, or of the one at `root` (its merge importing its runs)."""
-    from pretrain_records.pipeline import merge, runs
+    from pretrain_records.pipeline.records import merge, runs
 
     if root is None:
         return runs, merge
     modules = []
-    saved = sys.modules["pretrain_records.pipeline.runs"]
+    # The baseline is a checkout of the flat layout (pipeline/runs.py): its modules import
+    # pretrain_records.pipeline.{runs,errors,testhooks}, given here for the time of the load.
+    key = "pretrain_records.pipeline.runs"
+    saved = sys.modules.get(key)
+    for name in ("errors", "testhooks"):
+        sys.modules.setdefault(
+            f"pretrain_records.pipeline.{name}",
+            importlib.import_module(f"pretrain_records.pipeline.ground.{name}"),
+        )
     try:
         for name in ("runs", "merge"):
             spec = importlib.util.spec_from_file_location(
@@ -61,9 +69,12 @@ def load_modules(root: Path | None) -> tuple[ModuleType, ModuleType]:
             spec.loader.exec_module(module)
             modules.append(module)
             if name == "runs":
-                sys.modules["pretrain_records.pipeline.runs"] = module
+                sys.modules[key] = module
     finally:
-        sys.modules["pretrain_records.pipeline.runs"] = saved
+        if saved is None:
+            sys.modules.pop(key, None)
+        else:
+            sys.modules[key] = saved
     return modules[0], modules[1]
 
 
@@ -93,7 +104,8 @@ def write_runs(folder: Path, runs_module: ModuleType, count: int, total: int) ->
 
 def child(arguments: argparse.Namespace) -> None:
     """One merge, in this process: prints its seconds, shard digest and read counts as JSON."""
-    from pretrain_records.pipeline import gcs, storage
+    from pretrain_records.pipeline import storage
+    from pretrain_records.pipeline.storage import gcs
 
     runs_module, merge_module = load_modules(arguments.baseline)
     made = json.loads(Path(arguments.child, "runs.json").read_text())
@@ -159,7 +171,7 @@ def new_requests(made: list[dict]) -> int:
     """The new merge's requests on gs://, as tests/test_merge.py measures them: per run, a
     metadata request and a read of its header, then its index and its records in blocks (half
     the local ones: each stream holds the block it reads ahead)."""
-    from pretrain_records.pipeline import merge, runs
+    from pretrain_records.pipeline.records import merge, runs
 
     block, index_block = merge.read_blocks(len(made), remote=True)
     index_block = index_block // runs.INDEX_BYTES * runs.INDEX_BYTES
@@ -244,7 +256,7 @@ def main() -> None:
 def start_emulator(work: Path) -> tuple[subprocess.Popen, str]:
     """tests/gcs_emulator.py's server, STORAGE_EMULATOR_HOST set for the merges, and a bucket."""
     sys.path.insert(0, str(REPO))
-    from pretrain_records.pipeline import gcs
+    from pretrain_records.pipeline.storage import gcs
 
     from tests import gcs_emulator
 

@@ -81,7 +81,7 @@ def shard_books(out: Path, owners: dict[int, int]) -> list[np.ndarray]:
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from pretrain_records.pipeline.inspection import spearman as rank_correlation
+    from pretrain_records.pipeline.readback.stats import spearman as rank_correlation
 
     return rank_correlation(x, y)
 

@@ -19,6 +19,7 @@ BENCHMARKS = [
     "large.py",
     "floor.py",
     "peers.py",
+    "ratios.py",
 ]
 
 

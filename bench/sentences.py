@@ -13,7 +13,7 @@ import json
 import time
 
 import common
-from pretrain_records.pipeline.sentences import make_splitter
+from pretrain_records.pipeline.reading.sentences import make_splitter
 
 
 def paragraphs() -> dict[str, tuple[str, list[str]]]:

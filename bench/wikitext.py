@@ -21,7 +21,7 @@ from collections.abc import Callable
 from xml.sax.saxutils import escape
 
 import common
-from pretrain_records.pipeline import wikipedia, wikitext
+from pretrain_records.pipeline.reading import wikipedia, wikitext
 
 CITE = "{{cite web |url=https://example.org/p{n} |title=Page {n} |publisher={{lang|ja|出版}} |access-date=1 May 2020}}"  # noqa: E501
 

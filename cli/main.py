@@ -19,9 +19,9 @@ from typing import Any, NoReturn
 import click
 from pretrain_records.cli import stop_signals
 from pretrain_records.pipeline import config as config_lib
-from pretrain_records.pipeline import testhooks
-from pretrain_records.pipeline.errors import MprError
-from pretrain_records.pipeline.version import VERSION
+from pretrain_records.pipeline.ground import testhooks
+from pretrain_records.pipeline.ground.errors import MprError
+from pretrain_records.pipeline.ground.version import VERSION
 
 # TensorFlow's start-up chatter (oneDNN notices, absl warnings) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -256,7 +256,7 @@ def build(
         options.append((key.lstrip("-"), value))
     _quiet_libraries(quiet)
     from pretrain_records.cli.progress import Reporter
-    from pretrain_records.pipeline.build import BuildRequest, run
+    from pretrain_records.pipeline.running.build import BuildRequest, run
 
     request = BuildRequest(
         inputs=inputs,
@@ -309,7 +309,7 @@ def train_tokenizer(
     """Train a SentencePiece model with [CLS]/[SEP]/[MASK] and pad id 0 on INPUTS."""
     config = _resolve(config_file, values)
     with _reported_errors():
-        from pretrain_records.pipeline import training
+        from pretrain_records.pipeline.tokenizer import training
 
         training.check_prefix(prefix, config.language)  # before reading any input
         training.train_tokenizer_files(list(inputs), config, prefix)
@@ -332,12 +332,12 @@ def train_tokenizer(
 def inspect(path: str, count: int, with_stats: bool, sample: int) -> None:
     """Show decoded examples (masks visible) and statistics of an output directory or shard."""
     with _reported_errors():
-        from pretrain_records.pipeline import inspection
+        from pretrain_records.pipeline.readback import inspection, stats
 
         for text in inspection.show_examples(path, count):
             click.echo(text)
         if with_stats:
-            click.echo(inspection.format_stats(inspection.collect_stats(path, sample)))
+            click.echo(stats.format_stats(stats.collect_stats(path, sample)))
 
 
 @main.command()
@@ -351,9 +351,9 @@ def verify(out: str, quick: bool) -> None:
     """Check every file of OUT against its manifest (bytes, sha256, record counts) and every
     record's CRCs; exit 0 or 1."""
     with _reported_errors():
-        from pretrain_records.pipeline import inspection
+        from pretrain_records.pipeline.readback.verification import verify as verify_build
 
-        problems = inspection.verify(out, quick=quick)
+        problems = verify_build(out, quick=quick)
     for problem in problems:
         click.echo(f"make-pretrain-records: verify: {one_line(problem)}", err=True)
     if problems:
@@ -370,8 +370,8 @@ def current(out: str, files: bool) -> None:
     input_path takes. Each build lies in a folder of its own, kept while the retention keeps
     it, so a job reading this glob keeps its build when a refresh publishes the next."""
     with _reported_errors():
-        from pretrain_records.pipeline import manifest as manifest_lib
-        from pretrain_records.pipeline.build import input_path
+        from pretrain_records.pipeline.records import manifest as manifest_lib
+        from pretrain_records.pipeline.running.build import input_path
 
         manifest = manifest_lib.read(out)
         if files:

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from pretrain_records.pipeline.planning import human_bytes
+from pretrain_records.pipeline.running.planning import human_bytes
 
 PLAIN_EVERY = 10.0  # seconds between plain progress lines
 

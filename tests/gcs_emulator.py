@@ -98,7 +98,7 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]
 @pytest.fixture()
 def gcs_bucket(gcs_emulator: Emulator) -> str:
     """`gs://NAME` of a new, empty bucket of the emulator, this test's own."""
-    from pretrain_records.pipeline import gcs
+    from pretrain_records.pipeline.storage import gcs
 
     assert os.environ["STORAGE_EMULATOR_HOST"] == gcs_emulator.url
     name = f"mpr-test-{uuid.uuid4().hex[:12]}"

@@ -342,3 +342,17 @@ def test_single_document_corpus_refuses_nsp_but_makes_sop(tmp_path, english_mode
     assert not (tmp_path / "nsp" / "manifest.json").exists()
     invoke("build", sample, "-o", tmp_path / "sop", *args, "--sentence-task", "sop")
     assert (tmp_path / "sop" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_output_that_cannot_be_one_is_exit_2_before_any_work(tmp_path, english_model, dry_run):
+    a_file = tmp_path / "outfile"
+    a_file.write_text("mine")
+    inside = tmp_path / "other" / ".mpr"
+    extra = ["--dry-run"] if dry_run else []
+    result = build_sample(a_file, english_model, *extra, check=2)
+    assert "not a directory" in one_error_line(result.stderr)
+    assert a_file.read_text() == "mine"
+    result = build_sample(inside, english_model, *extra, check=2)
+    assert "private .mpr folder" in one_error_line(result.stderr)
+    assert not inside.exists()

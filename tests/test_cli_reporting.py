@@ -227,13 +227,13 @@ def test_train_tokenizer_refuses_a_prefix_that_names_a_folder(tmp_path):
     ],
 )
 def test_length_bins_are_distinct_integer_ranges(length, bins):
-    from pretrain_records.pipeline.inspection import length_bins
+    from pretrain_records.pipeline.readback.stats import length_bins
 
     assert length_bins(length) == bins
 
 
 def test_length_bins_cover_every_length_once_for_any_max_seq_length():
-    from pretrain_records.pipeline.inspection import length_bins
+    from pretrain_records.pipeline.readback.stats import length_bins
 
     for length in [*range(4, 70), 100, 500, 511, 4095, 8191, 8192]:
         bins = length_bins(length)
@@ -262,7 +262,7 @@ def stored_lengths(out) -> collections.Counter:
 
 
 def test_stats_bin_short_records_one_length_each(short_records):
-    from pretrain_records.pipeline.inspection import collect_stats
+    from pretrain_records.pipeline.readback.stats import collect_stats
 
     lengths = stored_lengths(short_records)
     stats = collect_stats(str(short_records))
@@ -278,7 +278,7 @@ def test_stats_bin_short_records_one_length_each(short_records):
 
 
 def test_stats_show_the_manifests_token_totals_when_it_has_them(short_records, tmp_path):
-    from pretrain_records.pipeline.inspection import collect_stats, format_stats
+    from pretrain_records.pipeline.readback.stats import collect_stats, format_stats
 
     out = tmp_path / "out"
     shutil.copytree(short_records, out)

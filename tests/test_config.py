@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from pretrain_records.cli.main import main
-from pretrain_records.pipeline import tokenize
 from pretrain_records.pipeline.config import (
     DEFAULTS,
     RULES,
@@ -20,6 +19,7 @@ from pretrain_records.pipeline.config import (
     resolve,
     to_yaml,
 )
+from pretrain_records.pipeline.tokenizer import tokenize
 
 from tests.conftest import REPO
 

@@ -7,12 +7,12 @@ import gzip
 import random
 
 import pytest
-from pretrain_records.pipeline import documents as sources
-from pretrain_records.pipeline import inputs
-from pretrain_records.pipeline import lines as lines_module
-from pretrain_records.pipeline.compression import compression_of
-from pretrain_records.pipeline.lines import MAX_LINE_BYTES
-from pretrain_records.pipeline.sentences import make_splitter
+from pretrain_records.pipeline.reading import documents as sources
+from pretrain_records.pipeline.reading import inputs
+from pretrain_records.pipeline.reading import lines as lines_module
+from pretrain_records.pipeline.reading.compression import compression_of
+from pretrain_records.pipeline.reading.lines import MAX_LINE_BYTES
+from pretrain_records.pipeline.reading.sentences import make_splitter
 
 from tests.conftest import corpus
 

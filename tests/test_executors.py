@@ -3,9 +3,10 @@ share (in-process: no build runs)."""
 
 from __future__ import annotations
 
-from pretrain_records.pipeline import executors, machine
 from pretrain_records.pipeline.config import resolve
-from pretrain_records.pipeline.unit_job import UnitJob
+from pretrain_records.pipeline.ground import machine
+from pretrain_records.pipeline.records.unit_job import UnitJob
+from pretrain_records.pipeline.running import executors
 
 MB = 1 << 20
 
@@ -52,8 +53,8 @@ def test_a_number_of_workers_is_taken_as_given_while_there_are_units_to_share(mo
 def test_a_process_pipeline_has_fixed_parallelism_and_no_autotuning(english_model, monkeypatch):
     """Its parallelism is fixed (a worker's share of the cores), so tf.data's autotuning is
     off: its model thread held up every worker's end by seconds."""
-    from pretrain_records.pipeline import unit_pipeline
-    from pretrain_records.pipeline.tokenize import Tokenizer
+    from pretrain_records.pipeline.records import unit_pipeline
+    from pretrain_records.pipeline.tokenizer.tokenize import Tokenizer
 
     tokenizer = Tokenizer(english_model.read_bytes(), name="spm.model")
     todo = jobs(1, 1)

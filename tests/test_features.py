@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from pretrain_records.ops import encode_examples
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.features import serialize, serialize_with_protobuf
+from pretrain_records.pipeline.records.features import serialize, serialize_with_protobuf
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 """An output directory on gs://, end to end: the CLI in subprocesses against a GCS API server on
 localhost (gcp-storage-emulator, started by tests/gcs_emulator.py), through the client the tool
-uses in production (pipeline/gcs.py). Builds, refreshes, kills, the lock, verify, inspect and a
-reader holding its build.
+uses in production (pipeline/storage/gcs.py). Builds, refreshes, kills, the lock, verify,
+inspect and a reader holding its build.
 
 What the emulator does not do as GCS does, and so what is not tested here against real GCS:
 - It ignores `ifGenerationMatch` (tests/test_gcs_storage.py shows it): the lock object is
@@ -26,7 +26,8 @@ import time
 from urllib.parse import unquote
 
 import pytest
-from pretrain_records.pipeline import gcs, storage
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.storage import gcs
 
 from tests.conftest import (
     ARGS,

@@ -1,5 +1,5 @@
 """`storage` on gs:// paths against a real GCS API server on localhost (gcp-storage-emulator,
-started by tests/gcs_emulator.py), through the client used in production (pipeline/gcs.py).
+started by tests/gcs_emulator.py), through the client used in production (pipeline/storage/gcs.py).
 
 What this covers: every storage function on objects and prefixes, exact bytes, the errors,
 the requests each operation costs, and a build + verify of a tiny corpus by the CLI in a
@@ -17,7 +17,8 @@ import os
 import random
 
 import pytest
-from pretrain_records.pipeline import gcs, storage
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.storage import gcs
 
 from tests.conftest import corpus, run_cli
 

@@ -13,7 +13,7 @@ import json
 import shutil
 
 import tensorflow as tf
-from pretrain_records.pipeline.loader import load_dataset
+from pretrain_records.pipeline.readback.loader import load_dataset
 
 from tests.conftest import ARGS, invoke
 

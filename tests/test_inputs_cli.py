@@ -251,7 +251,7 @@ def test_changing_bad_lines_is_a_config_change(tmp_path, model_args):
 
 
 def test_an_input_changed_after_planning_is_refused(tmp_path):
-    from pretrain_records.pipeline import inputs, pieces, scanning
+    from pretrain_records.pipeline.reading import inputs, pieces, scanning
 
     path = tmp_path / "a.txt"
     path.write_bytes(SAMPLE.read_bytes())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from pretrain_records.ops import instances, make_instances
-from pretrain_records.pipeline import tokenize
+from pretrain_records.pipeline.tokenizer import tokenize
 
 from tests.conftest import corpus
 

@@ -4,7 +4,7 @@ chain to such rules, or its default rules checked on real sentences; the rest is
 from __future__ import annotations
 
 import pytest
-from pretrain_records.pipeline import languages
+from pretrain_records.pipeline.config import languages
 from sentencex import segment
 
 # Probes that tell sentencex's rule sets apart: "Xa <abbreviation>. Qb cd." stays one sentence

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from pretrain_records.pipeline.loader import load_dataset
+from pretrain_records.pipeline.readback.loader import load_dataset
 
 from tests.conftest import corpus, current_build, invoke, shard_paths
 
@@ -340,7 +340,7 @@ def test_shards_holding_fewer_records_than_the_manifest_says_fail(records, tmp_p
 def test_a_shard_gone_or_of_another_size_is_a_clear_error_before_any_record(records, tmp_path):
     """A build the retention collected (or a shard replaced by hand) never yields records of
     another build: the loader checks each shard the manifest names is there, with its size."""
-    from pretrain_records.pipeline.manifest import ManifestError
+    from pretrain_records.pipeline.records.manifest import ManifestError
 
     copy = tmp_path / "copy"
     shutil.copytree(records / "static", copy)

@@ -16,10 +16,13 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from pretrain_records.pipeline import gcs, merge, runs, storage, testhooks
-from pretrain_records.pipeline.errors import DataError
-from pretrain_records.pipeline.inspection import count_records
-from pretrain_records.pipeline.schema import COMPRESSION
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.ground import testhooks
+from pretrain_records.pipeline.ground.errors import DataError
+from pretrain_records.pipeline.records import merge, runs
+from pretrain_records.pipeline.records.frames import count_records
+from pretrain_records.pipeline.records.schema import COMPRESSION
+from pretrain_records.pipeline.storage import gcs
 
 from tests.test_features import encode_frames
 

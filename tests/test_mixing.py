@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
-from pretrain_records.pipeline.inspection import spearman
+from pretrain_records.pipeline.readback.stats import spearman
 
 from tests.conftest import current_build, invoke, shard_hashes, shard_paths
 

@@ -1,4 +1,4 @@
-"""The output directory (pipeline/outdir.py), in process: what is there, inputs inside it,
+"""The output directory (pipeline/outdir/outdir.py), in process: what is there, inputs inside it,
 foreign files, the lock, links, paths.
 
 Every test that can runs on a local directory and on TensorFlow's ram:// filesystem (a
@@ -14,10 +14,11 @@ import json
 import os
 
 import pytest
-from pretrain_records.pipeline import manifest as manifest_lib
-from pretrain_records.pipeline import outdir, storage
-from pretrain_records.pipeline.errors import LockedError, UsageError
-from pretrain_records.pipeline.events import Quiet
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.ground.errors import LockedError, UsageError
+from pretrain_records.pipeline.ground.events import Quiet
+from pretrain_records.pipeline.outdir import outdir
+from pretrain_records.pipeline.records import manifest as manifest_lib
 
 _ram = itertools.count()
 

@@ -8,8 +8,9 @@ import json
 import random
 
 import pytest
-from pretrain_records.pipeline import documents, inputs, planning, scanning
-from pretrain_records.pipeline.pieces import ReadStats
+from pretrain_records.pipeline.reading import documents, inputs, scanning
+from pretrain_records.pipeline.reading.pieces import ReadStats
+from pretrain_records.pipeline.running import planning
 
 from tests.conftest import corpus
 

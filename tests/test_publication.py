@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from pretrain_records.pipeline import manifest as manifest_lib
-from pretrain_records.pipeline import publication, storage
-from pretrain_records.pipeline.errors import DataError, UsageError
-from pretrain_records.pipeline.loader import load_dataset
-from pretrain_records.pipeline.outdir import OutputDir
-from pretrain_records.pipeline.publication import Publication
+from pretrain_records.pipeline import storage
+from pretrain_records.pipeline.ground.errors import DataError, UsageError
+from pretrain_records.pipeline.outdir import publication
+from pretrain_records.pipeline.outdir.outdir import OutputDir
+from pretrain_records.pipeline.outdir.publication import Publication
+from pretrain_records.pipeline.readback.loader import load_dataset
+from pretrain_records.pipeline.records import manifest as manifest_lib
 
 from tests.conftest import ARGS, current_build, invoke, run_cli, shard_paths
 
@@ -594,3 +595,73 @@ def test_the_next_run_sweeps_only_dead_writers_temporaries_of_the_tools_files(tm
     for name, tool_file in left.items():
         assert Path(out_path, name.format(p=live)).exists(), name
         assert Path(out_path, name.format(p=dead)).exists() is not tool_file, name
+
+
+def test_a_build_folder_linked_back_by_its_user_is_never_deleted_through(tmp_path):
+    """A user moved build-00001 away to keep it and linked it back: collection, the sweep and
+    the clearing of a staging folder delete nothing through the link."""
+    out_path = str(tmp_path / "out")
+    refresh(out_path, 1)
+    archive = tmp_path / "archive"
+    os.rename(Path(out_path, "build-00001"), archive)
+    os.symlink(archive, Path(out_path, "build-00001"))
+    (archive / "train-00000-of-00002.tfrecord.partial-4194999").write_bytes(b"x")
+    before = sorted(p.name for p in archive.iterdir())
+    refresh(out_path, 2, retained=0)
+    assert sorted(p.name for p in archive.iterdir()) == before
+    assert "build-00001" not in ledger(out_path)  # forgotten, not deleted
+
+
+def test_a_manifest_naming_files_outside_its_build_folder_is_refused(tmp_path):
+    out_path = str(tmp_path / "out")
+    manifest = refresh(out_path, 1)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    for hostile in (
+        {**manifest, "build_dir": "../victim"},
+        {**manifest, "files": [*manifest["files"], {"name": "notes.txt", "bytes": 1}]},
+    ):
+        with pytest.raises(DataError, match="refusing build folder|outside its build's folder"):
+            manifest_lib.parse(json.dumps(hostile).encode(), out_path)
+    assert victim.is_dir()
+
+
+def test_a_failure_collecting_an_old_build_is_a_warning_after_the_publication(
+    tmp_path, monkeypatch
+):
+    out_path = str(tmp_path / "out")
+    refresh(out_path, 1)
+    real_remove = storage.remove
+
+    def refused(path, *args, **kwargs):
+        if "build-00001" in path:
+            raise PermissionError(1, "Operation not permitted", path)
+        real_remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(publication.storage, "remove", refused)
+    logged = []
+    out = OutputDir(out_path)
+    with out.locked():
+        pub = Publication(out)
+        pub.reconcile(logged.append)
+        manifest = stage(pub, 2)
+        pub.publish(manifest, logged.append)
+        assert pub.collect(0, (), logged.append) == []
+    assert published(out_path)["build_dir"] == "build-00002"
+    assert any("warning: could not remove build-00001" in line for line in logged), logged
+    assert ledger(out_path)["build-00001"] == "retired"  # tried again by the next run
+
+
+def test_inspect_of_an_earlier_builds_folder_shows_its_records_not_the_current_totals(
+    tmp_path, three_files
+):
+    out = tmp_path / "out"
+    invoke("build", three_files, "-o", out, *ARGS)
+    (three_files / "more.txt").write_text("One more line of text here.\nAnd another one.\n" * 40)
+    invoke("build", three_files, "-o", out, *ARGS)
+    assert current_build(out).name == "build-00002"
+    for path in (out / "build-00001", next((out / "build-00001").glob("train-*"))):
+        shown = run_cli("inspect", path, "-n", "1", "--stats").stdout
+        assert "input tokens" not in shown, shown  # build 2's totals are not build 1's
+        assert "records:" in shown
+    assert "input tokens" in run_cli("inspect", out, "-n", "1", "--stats").stdout

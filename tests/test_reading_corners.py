@@ -10,10 +10,10 @@ import os
 import shutil
 
 import pytest
-from pretrain_records.pipeline import documents as sources
-from pretrain_records.pipeline import inputs, scanning
-from pretrain_records.pipeline.lines import MAX_LINE_BYTES
-from pretrain_records.pipeline.sentences import make_splitter
+from pretrain_records.pipeline.reading import documents as sources
+from pretrain_records.pipeline.reading import inputs, scanning
+from pretrain_records.pipeline.reading.lines import MAX_LINE_BYTES
+from pretrain_records.pipeline.reading.sentences import make_splitter
 
 from tests.conftest import corpus, invoke, one_error_line, run_cli, shard_hashes, summary_of
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
-from pretrain_records.pipeline import tokenizer_sample
 from pretrain_records.pipeline.config import BuildConfig
-from pretrain_records.pipeline.pieces import Piece
+from pretrain_records.pipeline.reading.pieces import Piece
+from pretrain_records.pipeline.tokenizer import tokenizer_sample
 
 from tests.conftest import (
     ARGS,

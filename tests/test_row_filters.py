@@ -4,7 +4,7 @@ left out or a clear error."""
 from __future__ import annotations
 
 import pytest
-from pretrain_records.pipeline import row_filters
+from pretrain_records.pipeline.config import row_filters
 
 
 def test_norwegian_and_other_yaml_11_booleans_stay_strings():

@@ -117,7 +117,7 @@ def test_without_beam_the_error_names_the_extra(tmp_path, big_jsonl, reference):
 def test_a_dataflow_job_graph_builds_offline_in_a_dry_run(tmp_path, big_jsonl, monkeypatch):
     # The CLI runs in this process: a gs:// path taken for a local one would be a `gs:` folder
     # in the working directory.
-    from pretrain_records.pipeline import gcs
+    from pretrain_records.pipeline.storage import gcs
 
     work = tmp_path / "cwd"
     work.mkdir()

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
-from pretrain_records.pipeline import build, sentences
-from pretrain_records.pipeline.chunks import CHUNK_DOCUMENTS
-from pretrain_records.pipeline.documents import Piece, ReadStats, read_documents
+from pretrain_records.pipeline.reading import sentences
+from pretrain_records.pipeline.reading.documents import Piece, ReadStats, read_documents
+from pretrain_records.pipeline.records.chunks import CHUNK_DOCUMENTS
+from pretrain_records.pipeline.running import build_plan
 
 from tests.conftest import ARGS, corpus, current_build, invoke, shard_paths
 
@@ -151,7 +152,7 @@ def test_units_an_older_version_kept_are_rebuilt_with_counts(tmp_path, english_m
     fresh = build_json(book, tmp_path / "fresh", *options)
     out = tmp_path / "out"
     with monkeypatch.context() as patch:
-        patch.setattr(build, "RECORDS_VERSION", build.RECORDS_VERSION - 1)
+        patch.setattr(build_plan, "RECORDS_VERSION", build_plan.RECORDS_VERSION - 1)
         build_json(book, out, *options)
     units = list((out / ".mpr" / "units").glob("*/unit.json"))
     assert units

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pretrain_records.pipeline import tokenize
+from pretrain_records.pipeline.tokenizer import tokenize
 
 from tests.conftest import corpus
 

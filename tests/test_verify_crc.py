@@ -13,9 +13,9 @@ import zlib
 
 import pytest
 import tensorflow as tf
-from pretrain_records.pipeline.errors import DataError
-from pretrain_records.pipeline.inspection import FrameWalk, check_shard, read_records
-from pretrain_records.pipeline.schema import COMPRESSION
+from pretrain_records.pipeline.ground.errors import DataError
+from pretrain_records.pipeline.records.frames import FrameWalk, check_shard, read_records
+from pretrain_records.pipeline.records.schema import COMPRESSION
 
 from tests.conftest import ARGS, corpus, invoke, run_cli
 

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from pretrain_records.pipeline import wikipedia
-from pretrain_records.pipeline.errors import DataError
-from pretrain_records.pipeline.wikitext import to_paragraphs, to_plain_text
+from pretrain_records.pipeline.ground.errors import DataError
+from pretrain_records.pipeline.reading import wikipedia
+from pretrain_records.pipeline.reading.wikitext import to_paragraphs, to_plain_text
 
 from tests.conftest import REPO, corpus
 
@@ -147,8 +147,8 @@ HOSTILE = {
 # generated 60 MB dump (10,000 pages of 6 KB) as a stream, to show memory bounded by a page.
 PROBE = r"""
 import io, itertools, json, resource, sys
-from pretrain_records.pipeline import wikipedia
-from pretrain_records.pipeline.errors import DataError
+from pretrain_records.pipeline.reading import wikipedia
+from pretrain_records.pipeline.ground.errors import DataError
 
 class Generated(io.RawIOBase):
     def __init__(self, pages):

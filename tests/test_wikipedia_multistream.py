@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from pretrain_records.pipeline import wikipedia, wikipedia_multistream
-from pretrain_records.pipeline.errors import DataError
+from pretrain_records.pipeline.ground.errors import DataError
+from pretrain_records.pipeline.reading import wikipedia, wikipedia_multistream
 
 from tests.conftest import corpus
 from tests.test_wikipedia import ARTICLES, HOSTILE, SAMPLE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from pretrain_records.pipeline.wikitext import to_paragraphs, to_plain_text
+from pretrain_records.pipeline.reading.wikitext import to_paragraphs, to_plain_text
 
 
 @pytest.mark.parametrize(
