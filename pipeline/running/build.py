@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from typing import Any
 
@@ -83,8 +84,9 @@ def run(request: BuildRequest, events: Events) -> dict[str, Any]:
 
 def _check_output_path(path: str) -> None:
     """UsageError (exit 2) for an output that cannot be one: a file that is not a folder, or
-    a folder inside another output's private `.mpr`."""
-    if storage.exists(path) and not storage.isdir(path):
+    a folder inside another output's private `.mpr`. Asks nothing of an object store."""
+    local = not storage.is_remote(path)  # on an object store a "file" and a folder may share a name
+    if local and os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"-o {path}: not a directory (the output is a folder of builds)")
     if ".mpr" in path.replace("\\", "/").split("/"):
         raise UsageError(f"-o {path}: inside an output directory's private .mpr folder")
