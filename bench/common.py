@@ -6,10 +6,13 @@ beside the checkout. Small ones come from the repository's `tests/data` (`SAMPLE
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
 import os
+import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -84,10 +87,22 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak MB of the whole process tree, sampled every 20 ms) of a command."""
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """One run of a command: wall and CPU seconds of its process tree, peak MB, stdout."""
+
+    wall: float
+    cpu: float
+    peak: float
+    stdout: str
+
+
+def measured(command: list[str], env: dict[str, str] | None = None) -> Usage:
+    """Runs `command`, which must succeed; CPU is user + sys of every process of its tree (all
+    are waited for), the peak its largest resident set, sampled every 20 ms."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     peak = [0]
 
     def sample() -> None:
@@ -97,12 +112,20 @@ def run(command: list[str]) -> tuple[float, float]:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, errors = process.communicate()
-    seconds = time.perf_counter() - start
+    out, errors = process.communicate()
+    wall = time.perf_counter() - start
     sampler.join()
     if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{errors.decode()[-2000:]}")
-    return seconds, peak[0] / 1e6
+        raise RuntimeError(f"{shlex.join(command)} failed:\n{errors.decode()[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Usage(wall, cpu, peak[0] / 1e6, out.decode())
+
+
+def run(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak MB of the whole process tree) of a command."""
+    usage = measured(command)
+    return usage.wall, usage.peak
 
 
 def median_runs(command: list[str], repeats: int, prepare=lambda: None) -> tuple[float, float]:

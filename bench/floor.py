@@ -157,7 +157,7 @@ def parse_options() -> argparse.Namespace:
     return options
 
 
-def row(name: str, usage: peer_setup.Usage, floor: peer_setup.Usage) -> str:
+def row(name: str, usage: common.Usage, floor: common.Usage) -> str:
     """One run as a table row."""
     return (
         f"| {name} | {usage.wall:.1f} | {usage.cpu:.1f} | {usage.wall / floor.wall:.2f} | "
@@ -165,7 +165,7 @@ def row(name: str, usage: peer_setup.Usage, floor: peer_setup.Usage) -> str:
     )
 
 
-def report(description: str, size: int, dupe: int, runs: dict[str, peer_setup.Usage]) -> None:
+def report(description: str, size: int, dupe: int, runs: dict[str, common.Usage]) -> None:
     """The table: the floor, the build and a bare `import tensorflow`, each against the floor."""
     floor, build = runs["floor"], runs["build"]
     counts = json.loads(floor.stdout.strip().splitlines()[-1])
@@ -204,9 +204,9 @@ def main() -> None:
         build_run = build_command(model, corpus, input_format, out, options.dupe)
         import_run = [sys.executable, "-c", "import tensorflow"]
         runs = {
-            "floor": peer_setup.measured(floor_run, peer_setup.run_env(env)),
-            "build": peer_setup.measured(build_run, peer_setup.run_env(env)),
-            "import": peer_setup.measured(import_run, peer_setup.run_env(env)),
+            "floor": common.measured(floor_run, peer_setup.run_env(env)),
+            "build": common.measured(build_run, peer_setup.run_env(env)),
+            "import": common.measured(import_run, peer_setup.run_env(env)),
         }
         report(description, size, options.dupe, runs)
         print("commands (the build's output folder must not exist):")

@@ -17,12 +17,9 @@ import gzip
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import common
@@ -66,29 +63,12 @@ def generate(root: Path, copies: int) -> tuple[Path, int]:
     return folder, total
 
 
-def measured(command: list[str]) -> dict[str, float]:
-    """Wall and CPU seconds (user + sys of the whole process tree) and peak MB of a command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak = [0]
-
-    def sample() -> None:
-        while process.poll() is None:
-            peak[0] = max(peak[0], common._tree_rss(process.pid))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, errors = process.communicate()
-    wall = time.perf_counter() - start
-    sampler.join()
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}:\n{errors.decode()[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    summary = json.loads(out.decode().strip().splitlines()[-1])
-    return {"wall": wall, "cpu": cpu, "peak": peak[0] / 1e6, "summary": summary}
+def measured(command: list[str]) -> dict[str, object]:
+    """Wall and CPU seconds (user + sys of the whole process tree), peak MB and the JSON
+    summary of a build."""
+    usage = common.measured(command)
+    summary = json.loads(usage.stdout.strip().splitlines()[-1])
+    return {"wall": usage.wall, "cpu": usage.cpu, "peak": usage.peak, "summary": summary}
 
 
 def disk(path: Path) -> float:

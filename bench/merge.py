@@ -81,6 +81,8 @@ def load_modules(root: Path | None) -> tuple[ModuleType, ModuleType]:
 def write_runs(folder: Path, runs_module: ModuleType, count: int, total: int) -> list[dict]:
     """`count` runs of about total / count bytes of records each; the same records (seeded by
     the run's index) whatever the run format."""
+    from pretrain_records.pipeline.ground.hashing import record_keys  # both trees: one hash
+
     folder.mkdir(parents=True, exist_ok=True)
     made = []
     for unit in range(count):
@@ -92,7 +94,7 @@ def write_runs(folder: Path, runs_module: ModuleType, count: int, total: int) ->
             payload[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)
         ]
         ordinals = np.arange(len(records), dtype=np.uint64)
-        keys = runs_module.record_keys(1000 + unit, ordinals)
+        keys = record_keys(1000 + unit, ordinals)
         pieces = np.zeros(len(records), np.uint32)
         path = folder / f"run-{unit}.bin"
         runs_module.write_run(str(path), keys, ordinals.astype(np.uint32), pieces, records)

@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import resource
 import shlex
 import shutil
 import subprocess
 import sys
-import threading
-import time
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import common
@@ -35,16 +31,6 @@ CACHE = (
 )
 
 
-@dataclass(frozen=True)
-class Usage:
-    """One run of a command: wall and CPU seconds of its process tree, peak MB, stdout."""
-
-    wall: float
-    cpu: float
-    peak: float
-    stdout: str
-
-
 def first_books(root: Path, count: int) -> Path:
     """A folder of the first `count` Gutenberg books (sorted by name) as plain text files."""
     every = common.books(root)
@@ -56,30 +42,6 @@ def first_books(root: Path, count: int) -> Path:
         for book in sorted(every.iterdir())[:count]:
             os.link(book, folder / book.name)
     return folder
-
-
-def measured(command: list[str], env: dict[str, str] | None = None) -> Usage:
-    """Runs `command`; CPU is user + sys of every process of its tree (all are waited for)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak = [0]
-
-    def sample() -> None:
-        while process.poll() is None:
-            peak[0] = max(peak[0], common._tree_rss(process.pid))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, errors = process.communicate()
-    wall = time.perf_counter() - start
-    sampler.join()
-    if process.returncode != 0:
-        raise RuntimeError(f"{shlex.join(command)} failed:\n{errors.decode()[-3000:]}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Usage(wall, cpu, peak[0] / 1e6, out.decode())
 
 
 def tf_env() -> dict[str, str]:

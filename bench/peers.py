@@ -91,7 +91,7 @@ def parse_options() -> argparse.Namespace:
     return options
 
 
-def row(name: str, usage: peer_setup.Usage, records: int) -> str:
+def row(name: str, usage: common.Usage, records: int) -> str:
     """One tool's run as a table row."""
     return (
         f"| {name} | {usage.wall:.1f} | {usage.cpu:.1f} | {usage.peak:.0f} | {records:,} | "
@@ -100,7 +100,7 @@ def row(name: str, usage: peer_setup.Usage, records: int) -> str:
 
 
 def report(
-    title: str, version: str, ours: peer_setup.Usage, theirs: peer_setup.Usage, records: list[int]
+    title: str, version: str, ours: common.Usage, theirs: common.Usage, records: list[int]
 ) -> None:
     """The table and the ratios theirs / ours (`records`: ours, theirs)."""
     our_records, their_records = records
@@ -132,8 +132,8 @@ def main() -> None:
         theirs_run = theirs_command(books, their_file, model, options.dupe)
         our_env = peer_setup.tf_env()
         their_env = {**our_env, **peer_setup.model_garden_env(unpacked, options.cache)}
-        ours = peer_setup.measured(ours_run, peer_setup.run_env(our_env))
-        theirs = peer_setup.measured(theirs_run, peer_setup.run_env(their_env))
+        ours = common.measured(ours_run, peer_setup.run_env(our_env))
+        theirs = common.measured(theirs_run, peer_setup.run_env(their_env))
         summary = json.loads(ours.stdout.strip().splitlines()[-1])
         our_records = count_records(summary["input_path"])
         their_records = count_records(str(their_file))

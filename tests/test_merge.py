@@ -19,6 +19,7 @@ import tensorflow as tf
 from pretrain_records.pipeline import storage
 from pretrain_records.pipeline.ground import testhooks
 from pretrain_records.pipeline.ground.errors import DataError
+from pretrain_records.pipeline.ground.hashing import record_keys
 from pretrain_records.pipeline.records import merge, runs
 from pretrain_records.pipeline.records.frames import count_records
 from pretrain_records.pipeline.records.schema import COMPRESSION
@@ -46,7 +47,7 @@ def make_runs(tmp_path, sizes, seed=0, longest=50, key_range=None):
         ]
         ordinals = np.arange(size, dtype=np.uint64)
         if key_range is None:
-            keys = runs.record_keys(1000 + unit, ordinals)
+            keys = record_keys(1000 + unit, ordinals)
         else:
             keys = rng.integers(0, key_range, size).astype(np.uint64)
         pieces = rng.integers(0, 3, size).astype(np.uint32)

@@ -24,7 +24,6 @@ from concurrent.futures import Executor, Future
 import numpy as np
 from pretrain_records.pipeline import storage
 from pretrain_records.pipeline.ground.errors import DataError
-from pretrain_records.pipeline.ground.hashing import record_keys  # noqa: F401 - runs' keys
 
 MAGIC = b"MPRRUN03"
 HEADER = struct.Struct("<8sQQ")  # magic, records, record bytes

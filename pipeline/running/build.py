@@ -35,7 +35,7 @@ from pretrain_records.pipeline.records.unit_job import (
     UnitResult,
 )
 from pretrain_records.pipeline.running import executors, planning
-from pretrain_records.pipeline.running.build_plan import (  # noqa: F401 - the CLI's names
+from pretrain_records.pipeline.running.build_plan import (
     MERGE_ONLY_KEYS,
     BuildRequest,
     Plan,
@@ -45,7 +45,7 @@ from pretrain_records.pipeline.running.build_plan import (  # noqa: F401 - the C
     plan_cache,
     scan_one,
 )
-from pretrain_records.pipeline.tokenizer.tokenizer_source import load_given
+from pretrain_records.pipeline.tokenizer.tokenize import load_given
 
 
 def run(request: BuildRequest, events: Events) -> dict[str, Any]:

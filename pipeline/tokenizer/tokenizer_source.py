@@ -10,7 +10,6 @@ from pretrain_records.pipeline.config import BuildConfig
 from pretrain_records.pipeline.ground.errors import DataError
 from pretrain_records.pipeline.reading.pieces import Piece
 from pretrain_records.pipeline.tokenizer import tokenize, tokenizer_sample
-from pretrain_records.pipeline.tokenizer.tokenize import load_given  # noqa: F401 - its callers'
 
 Log = Callable[[str], None]
 
